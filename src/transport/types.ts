@@ -71,4 +71,10 @@ export interface TransportEvents {
   onNonSip?(data: Buffer, flow: Flow): Buffer | undefined;
   /** A TCP/TLS connection closed. */
   onConnectionClosed?(flow: Flow): void;
+  /**
+   * A send that was accepted (`SendResult` ok) failed later: an outbound connection could not
+   * be established (`CONNECT_FAILED`: refused, unreachable, timed out) or the OS rejected a
+   * datagram (`SEND_FAILED`). Optional; failures are always counted in the transport stats.
+   */
+  onSendFailure?(dest: Destination, code: 'CONNECT_FAILED' | 'SEND_FAILED', detail: string): void;
 }

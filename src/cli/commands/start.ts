@@ -1,0 +1,196 @@
+/**
+ * `sipedge start [-c FILE]`: runs the edge in the foreground.
+ *
+ * 1. Loads the config; on errors prints each `key.path: message` to stderr and exits 2.
+ * 2. Imports `../edge.js` and calls `startEdge(config, { logger, configPath, metrics })`.
+ * 3. Starts the admin API (`api.listen`) unless `api.enabled: false`.
+ * 4. SIGTERM / SIGINT: closes the API and `edge.close()`, then exits 0; a second signal
+ *    while closing forces exit 1. SIGHUP: `edge.reload()` (calls keep running).
+ *
+ * Logs (pino JSON) go to stdout; the level is `log.level`, overridden by `SIPEDGE_LOG_LEVEL`.
+ */
+import { resolve } from 'node:path';
+import type { ApiServer, ApiServerOptions } from '../../api/server.js';
+import { createApiServer } from '../../api/server.js';
+import { createMetrics, type SipedgeMetrics } from '../../api/metrics.js';
+import { loadConfig } from '../../config/load.js';
+import type { SipedgeConfig } from '../../config/types.js';
+import type { EdgeApi } from '../../edge-api.js';
+import { createLogger, type Logger } from '../../lib/log.js';
+import { configErrorLines } from '../config-errors.js';
+import { ExitCode } from '../exit-codes.js';
+import type { CliIo } from '../io.js';
+
+/** Signature the CLI expects of `startEdge` in `src/edge.ts`. */
+export type StartEdge = (
+  config: SipedgeConfig,
+  opts: { logger: Logger; configPath?: string; metrics?: SipedgeMetrics },
+) => Promise<EdgeApi>;
+
+/** Minimal signal source (the `process` object in production). */
+export interface SignalSource {
+  on(signal: NodeJS.Signals, fn: () => void): unknown;
+  off(signal: NodeJS.Signals, fn: () => void): unknown;
+}
+
+/** What `start` depends on; replaced in tests. */
+export interface StartDeps {
+  io: CliIo;
+  /** Loads `startEdge` (default: dynamic import of `../edge.js`). */
+  importEdge?: () => Promise<StartEdge>;
+  signals?: SignalSource;
+  createLogger?: (level: string) => Logger;
+  createApiServer?: (api: EdgeApi, opts: ApiServerOptions) => Promise<ApiServer>;
+  createMetrics?: () => SipedgeMetrics;
+  /** Called once the edge (and API) are up, with the API address if any (tests wait on it). */
+  onReady?: (info: { edge: EdgeApi; api?: ApiServer['address'] }) => void;
+}
+
+/** Options of {@link runStart}. */
+export interface StartOptions {
+  config: string;
+}
+
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
+
+/** Imports `startEdge` from `src/edge.ts` (built: `dist/edge.js`). */
+async function importEdgeModule(): Promise<StartEdge> {
+  // A computed specifier so this file type-checks before edge.ts exists; resolved relative to this module.
+  const spec = new URL('../../edge.js', import.meta.url).href;
+  const mod = (await import(spec)) as { startEdge?: StartEdge };
+  if (typeof mod.startEdge !== 'function') throw new Error(`${spec} does not export startEdge()`);
+  return mod.startEdge;
+}
+
+/** Runs `start`; resolves to the exit code once the edge has stopped. */
+export async function runStart(opts: StartOptions, deps: StartDeps): Promise<number> {
+  const { io } = deps;
+  const configPath = resolve(opts.config);
+  const loaded = await loadConfig(configPath);
+  if (!loaded.ok) {
+    for (const line of configErrorLines(opts.config, loaded.errors, 'invalid configuration, not starting')) io.err(`${line}\n`);
+    return ExitCode.CONFIG;
+  }
+  const { config } = loaded;
+  const logger = (deps.createLogger ?? createLogger)(process.env.SIPEDGE_LOG_LEVEL ?? config.log.level);
+  for (const w of loaded.warnings) logger.warn({ configPath }, `config: ${w}`);
+
+  let startEdge: StartEdge;
+  try {
+    startEdge = await (deps.importEdge ?? importEdgeModule)();
+  } catch (err) {
+    logger.fatal({ err }, 'cannot load the edge module');
+    io.err(`cannot load the edge module: ${(err as Error).message}\n`);
+    return ExitCode.FAILURE;
+  }
+
+  const metrics = (deps.createMetrics ?? createMetrics)();
+  let edge: EdgeApi;
+  try {
+    edge = await startEdge(config, { logger, configPath, metrics });
+  } catch (err) {
+    logger.fatal({ err }, 'the edge failed to start');
+    io.err(`the edge failed to start: ${(err as Error).message}\n`);
+    return ExitCode.FAILURE;
+  }
+
+  let api: ApiServer | undefined;
+  if (config.api.enabled) {
+    try {
+      api = await (deps.createApiServer ?? createApiServer)(edge, { listen: config.api.listen, logger, registry: metrics.registry });
+    } catch (err) {
+      logger.fatal({ err, listen: config.api.listen }, 'the admin API failed to start');
+      io.err(`the admin API failed to start on ${config.api.listen}: ${(err as Error).message}\n`);
+      await edge.close().catch((e: unknown) => logger.error({ err: e }, 'error while closing the edge'));
+      return ExitCode.FAILURE;
+    }
+  }
+
+  logger.info({ configPath, sockets: config.sockets.map((s) => s.id), api: api?.address }, 'sipedge ready');
+  return waitForStop({ edge, api, logger, configPath, config, signals: deps.signals ?? process, onReady: deps.onReady });
+}
+
+function waitForStop(ctx: {
+  edge: EdgeApi;
+  api?: ApiServer;
+  logger: Logger;
+  configPath: string;
+  config: SipedgeConfig;
+  signals: SignalSource;
+  onReady?: StartDeps['onReady'];
+}): Promise<number> {
+  const { edge, api, logger, signals } = ctx;
+  return new Promise<number>((resolveExit) => {
+    let stopping = false;
+    let reloading: Promise<void> | undefined;
+
+    const cleanup = () => {
+      for (const s of STOP_SIGNALS) signals.off(s, onStop);
+      signals.off('SIGHUP', onHup);
+    };
+
+    const onStop = () => {
+      if (stopping) {
+        logger.warn('second stop signal: exiting without waiting for a clean shutdown');
+        cleanup();
+        resolveExit(ExitCode.FAILURE);
+        return;
+      }
+      stopping = true;
+      logger.info('stopping (send the signal again to force)');
+      void (async () => {
+        let code: number = ExitCode.OK;
+        try {
+          await api?.close();
+        } catch (err) {
+          logger.error({ err }, 'error while closing the admin API');
+        }
+        try {
+          await edge.close();
+          logger.info('sipedge stopped');
+        } catch (err) {
+          logger.error({ err }, 'error while closing the edge');
+          code = ExitCode.FAILURE;
+        }
+        cleanup();
+        resolveExit(code);
+      })();
+    };
+
+    const onHup = () => {
+      if (stopping) return;
+      if (reloading) {
+        logger.info('SIGHUP: a reload is already running');
+        return;
+      }
+      logger.info('SIGHUP: reloading');
+      reloading = (async () => {
+        try {
+          const r = await edge.reload();
+          if (r.ok) logger.info('reloaded');
+          else logger.error({ errors: r.errors }, 'reload refused; keeping the previous settings');
+          if (r.ok) await warnOnApiChange(ctx);
+        } catch (err) {
+          logger.error({ err }, 'reload failed; keeping the previous settings');
+        } finally {
+          reloading = undefined;
+        }
+      })();
+    };
+
+    for (const s of STOP_SIGNALS) signals.on(s, onStop);
+    signals.on('SIGHUP', onHup);
+    ctx.onReady?.({ edge, api: api?.address });
+  });
+}
+
+/** The admin API is owned by the CLI and is not rebound on reload: say so if its settings changed. */
+async function warnOnApiChange(ctx: { configPath: string; config: SipedgeConfig; logger: Logger }): Promise<void> {
+  const again = await loadConfig(ctx.configPath);
+  if (!again.ok) return;
+  const before = ctx.config.api;
+  const after = again.config.api;
+  if (before.listen !== after.listen || before.enabled !== after.enabled) {
+    ctx.logger.warn({ before, after }, 'api settings changed: they take effect after a restart');
+  }
+}

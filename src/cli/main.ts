@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+/**
+ * Entry point of the `sipedge` command (package.json `bin`). All logic is in `program.ts`;
+ * exit codes are listed in `exit-codes.ts` and in `sipedge --help`.
+ */
+import { runCli } from './program.js';
+
+const code = await runCli(process.argv);
+process.exitCode = code;
+// Normally the event loop is empty by now and the process exits with `code`. If a handle is
+// still open (e.g. a forced stop with a second signal), exit anyway after a short grace period.
+setTimeout(() => process.exit(code), code === 0 ? 2000 : 100).unref();

@@ -1,0 +1,808 @@
+/**
+ * The stateful proxy core (RFC 3261 §16) and the dispatcher of every request the edge
+ * receives: REGISTER to the registrar, OPTIONS to us answered locally, everything else
+ * validated (§16.3), authenticated (§22.3), routed (§16.4–16.5) and forwarded (§16.6) on
+ * client transactions, with responses collected and the best one returned (§16.7).
+ *
+ * The proxy is the transaction user of {@link TransactionLayer}. It owns Timer C per branch.
+ */
+import dns from 'node:dns';
+import { createHash } from 'node:crypto';
+import type { Clock, TimerHandle } from '../lib/clock.js';
+import { silentLogger, type Logger } from '../lib/log.js';
+import type { SipRequest, SipResponse } from '../sip/message.js';
+import {
+  cloneMessage,
+  getHeader,
+  getHeaderValues,
+  prependHeader,
+  removeFirstHeaderValue,
+  removeHeader,
+  setHeader,
+  appendHeader,
+} from '../sip/headers.js';
+import { parseUri, formatHostPort, type SipUri } from '../sip/uri.js';
+import { parseVia, type Via } from '../sip/via.js';
+import { parseNameAddr } from '../sip/nameaddr.js';
+import { parseCSeq } from '../sip/cseq.js';
+import { createResponse } from '../sip/response.js';
+import { generateTag } from '../sip/ids.js';
+import { serializeMessage } from '../sip/serialize.js';
+import type { TransactionLayer } from '../transaction/layer.js';
+import type { ClientTransaction, ServerTransaction, TransactionUser } from '../transaction/types.js';
+import type { Destination, Flow, Inbound, SendResult, TransportProto, ListenSpec } from '../transport/types.js';
+import type { Registrar } from '../registrar/registrar.js';
+import { aorFromUri } from '../registrar/aor.js';
+import type { DigestAuth, DigestResult } from '../registrar/digest.js';
+import type { Binding } from '../store/types.js';
+import { advertisedFor, type AdvertiseContext, type AdvertiseSocket } from '../nat/advertise.js';
+import { detectNat } from '../nat/detect.js';
+import { SelfMatcher } from './self.js';
+import { FlowTokenCodec, type FlowToken, type TokenFlow } from './flowtoken.js';
+import { checkProxyRequire, selectBestResponse } from './select.js';
+
+/** What the proxy needs from the transport layer besides the transaction layer. */
+export interface ProxyTransport {
+  sockets(): Array<ListenSpec & { boundPort: number }>;
+  sendRequest(req: SipRequest, dest: Destination): SendResult;
+  sendRaw(data: Buffer, dest: Destination): SendResult;
+  connectionOpen(connectionId: number): boolean;
+}
+
+/** Settings of the proxy (from `sipedge.yaml`). */
+export interface ProxySettings {
+  /** Domains served; empty = only requests addressed to our own addresses are local. */
+  domains: string[];
+  aliases: string[];
+  /** Insert Record-Route into dialog-creating requests (RFC 3261 §16.6 step 4). */
+  recordRoute: boolean;
+  /** `nat.clients`. */
+  natClients: 'auto' | 'force' | 'off';
+  /** Timer C, ms (RFC 3261 §16.6 step 11: "MUST be set to be greater than 3 minutes"). */
+  timerCMs: number;
+}
+
+/** Constructor options of {@link Proxy}. */
+export interface ProxyOptions {
+  clock: Clock;
+  transport: ProxyTransport;
+  registrar: Registrar;
+  /** Digest authenticator for Proxy-Authorization; undefined = open proxy (no users configured). */
+  auth?: DigestAuth;
+  /** Usernames of the configured accounts (404 for unknown users, 480 for known but unregistered). */
+  users: ReadonlySet<string>;
+  settings: ProxySettings;
+  advertise: AdvertiseContext;
+  flowTokens?: FlowTokenCodec;
+  logger?: Logger;
+}
+
+/** Counters exposed for metrics and `show` commands. */
+export interface ProxyStats {
+  requests: number;
+  forwarded: number;
+  /** Final responses sent upstream by class, e.g. `2xx`. */
+  finals: Record<string, number>;
+  /** Locally generated rejections by status. */
+  rejected: Record<string, number>;
+  statelessAcks: number;
+  strayResponses: number;
+}
+
+const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);
+const NO_AUTH_METHODS = new Set(['ACK', 'CANCEL', 'REGISTER', 'OPTIONS']);
+const SUPPORTED_OPTIONS: ReadonlySet<string> = new Set(['path', 'outbound']);
+
+/** One forwarding target (RFC 3261 §16.5). */
+interface Target {
+  /** Request-URI of the branch. */
+  uri: string;
+  dest: Destination;
+  /** Binding the target came from, when it came from the location service. */
+  binding?: Binding;
+}
+
+interface BranchState {
+  target: Target;
+  request: SipRequest;
+  tx?: ClientTransaction;
+  provisional: boolean;
+  cancelOnProvisional: boolean;
+  cancelled: boolean;
+  done: boolean;
+  timerC?: TimerHandle;
+}
+
+/** The response context of one proxied request (RFC 3261 §16.7). */
+interface ResponseContext {
+  tx: ServerTransaction;
+  request: SipRequest;
+  isInvite: boolean;
+  branches: BranchState[];
+  /** Serial groups (by q-value) not yet tried. */
+  pending: Target[][];
+  finals: SipResponse[];
+  finalSent: boolean;
+  got2xx: boolean;
+  cancelled: boolean;
+  got6xx: boolean;
+}
+
+/** Parses the tag parameter of a From/To value. */
+function tagOf(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  const na = parseNameAddr(value);
+  if (!na.ok) return undefined;
+  const t = na.value.params.tag;
+  return t === null || t === undefined ? undefined : t;
+}
+
+function uriTransport(u: SipUri): TransportProto {
+  const t = u.params.transport?.toLowerCase();
+  if (u.scheme === 'sips') return 'tls';
+  if (t === 'tcp' || t === 'tls' || t === 'ws' || t === 'wss') return t;
+  return 'udp';
+}
+
+function isIp(host: string): boolean {
+  return /^[0-9.]+$/.test(host) || host.includes(':');
+}
+
+function tokenFlowOf(flow: Flow): TokenFlow {
+  return {
+    transport: flow.transport,
+    address: flow.remote.address,
+    port: flow.remote.port,
+    socketId: flow.local.socketId,
+    connectionId: flow.connectionId,
+  };
+}
+
+function destOfTokenFlow(f: TokenFlow): Destination {
+  return { transport: f.transport, address: f.address, port: f.port, socketId: f.socketId, connectionId: f.connectionId };
+}
+
+/**
+ * The edge's request dispatcher and stateful proxy. Create it, then {@link Proxy.attach} the
+ * transaction layer (which needs the proxy as its TU).
+ */
+export class Proxy implements TransactionUser {
+  readonly stats: ProxyStats = { requests: 0, forwarded: 0, finals: {}, rejected: {}, statelessAcks: 0, strayResponses: 0 };
+  private layer!: TransactionLayer;
+  private readonly clock: Clock;
+  private readonly transport: ProxyTransport;
+  private readonly registrar: Registrar;
+  private readonly auth?: DigestAuth;
+  private readonly users: ReadonlySet<string>;
+  private readonly settings: ProxySettings;
+  private advertise: AdvertiseContext;
+  private readonly tokens: FlowTokenCodec;
+  private readonly log: Logger;
+  private readonly domains: Set<string>;
+  private self!: SelfMatcher;
+  private sockets: AdvertiseSocket[] = [];
+  private readonly contexts = new Map<ServerTransaction, ResponseContext>();
+
+  constructor(opts: ProxyOptions) {
+    this.clock = opts.clock;
+    this.transport = opts.transport;
+    this.registrar = opts.registrar;
+    this.auth = opts.auth;
+    this.users = opts.users;
+    this.settings = opts.settings;
+    this.advertise = opts.advertise;
+    this.tokens = opts.flowTokens ?? new FlowTokenCodec();
+    this.log = opts.logger ?? silentLogger;
+    this.domains = new Set(opts.settings.domains.map((d) => d.toLowerCase()));
+  }
+
+  /** Connects the transaction layer and reads the bound sockets (call after the transport started). */
+  attach(layer: TransactionLayer): void {
+    this.layer = layer;
+    this.refreshSockets();
+  }
+
+  /** Re-reads bound sockets and the advertising context (after start or reload). */
+  refreshSockets(advertise?: AdvertiseContext): void {
+    if (advertise) this.advertise = advertise;
+    this.sockets = this.transport.sockets().map((s) => ({ id: s.id, transport: s.transport, address: s.address, port: s.boundPort, advertised: s.advertised }));
+    this.self = new SelfMatcher(this.sockets, this.settings.aliases, this.advertise.publicAddress);
+  }
+
+  /** Number of requests with an open response context (active proxy transactions). */
+  get activeContexts(): number {
+    return this.contexts.size;
+  }
+
+  // ---------------------------------------------------------------- TU entry points
+
+  onRequest(tx: ServerTransaction): void {
+    this.stats.requests++;
+    this.dispatch(tx).catch((err: unknown) => {
+      this.log.error({ err, method: tx.request.method }, 'request handling failed');
+      if (!tx.lastResponse || tx.lastResponse.status < 200) this.reject(tx, 500, 'Server Internal Error');
+    });
+  }
+
+  onStrayAck(inbound: Inbound): void {
+    // RFC 3261 §16.11 / RFC 6026: an ACK for a 2xx is forwarded statelessly along the route set.
+    const ack = inbound.message as SipRequest;
+    const route = this.preprocessRoutes(ack);
+    if (!route.ok) return;
+    void this.nextHop(ack, route.token).then((target) => {
+      if (!target) return;
+      const fwd = this.prepareForward(ack, target, inbound, this.statelessBranch(ack), false);
+      if (!fwd) return;
+      this.stats.statelessAcks++;
+      this.transport.sendRequest(fwd, target.dest);
+    });
+  }
+
+  onStrayResponse(inbound: Inbound): void {
+    // RFC 3261 §16.7 step 3 / RFC 6026 §8.4: a 2xx retransmission after the client transaction
+    // is gone is forwarded statelessly: remove our Via, send per the next Via.
+    const res = cloneMessage(inbound.message as SipResponse);
+    const top = getHeader(res, 'via');
+    if (!top) return;
+    const v = parseVia(top);
+    if (!v.ok || !this.self.isSelfHost(v.value.host, v.value.port)) return;
+    removeFirstHeaderValue(res, 'via');
+    const next = getHeader(res, 'via');
+    if (!next) return;
+    const nv = parseVia(next);
+    if (!nv.ok) return;
+    const dest = this.viaDestination(nv.value);
+    this.stats.strayResponses++;
+    this.transport.sendRaw(serializeMessage(res), dest);
+  }
+
+  onServerTransactionError(tx: ServerTransaction, reason: 'timeout' | 'transport'): void {
+    this.log.debug({ method: tx.request.method, reason }, 'server transaction error');
+  }
+
+  // ---------------------------------------------------------------- dispatch
+
+  private async dispatch(tx: ServerTransaction): Promise<void> {
+    const req = tx.request;
+    if (req.method === 'CANCEL') return this.handleCancel(tx);
+
+    // RFC 3261 §16.3 step 2: URI scheme. "If the Request-URI has a URI whose scheme is not
+    // understood by the proxy, the proxy SHOULD reject the request with a 416".
+    const ruri = parseUri(req.uri);
+    if (!ruri.ok) return this.reject(tx, 400, 'Bad Request-URI');
+    if (ruri.value.scheme !== 'sip' && ruri.value.scheme !== 'sips') return this.reject(tx, 416, 'Unsupported URI Scheme');
+
+    // §16.3 step 3: Max-Forwards.
+    const mfText = getHeader(req, 'max-forwards');
+    const mf = mfText === undefined ? 70 : Number(mfText);
+    const toSelf = this.self.isSelf(ruri.value) && ruri.value.user === undefined && getHeaderValues(req, 'route').length === 0;
+    if (mf <= 0 && !(req.method === 'OPTIONS' && toSelf)) return this.reject(tx, 483, 'Too Many Hops');
+
+    // §16.3 step 4: loop detection.
+    if (this.isLoop(req)) return this.reject(tx, 482, 'Loop Detected');
+
+    // §16.3 step 5: Proxy-Require.
+    const pr = checkProxyRequire(req, SUPPORTED_OPTIONS);
+    if (pr) return this.reject(tx, pr.status, undefined, pr.headers);
+
+    // §16.4: Route information preprocessing.
+    const route = this.preprocessRoutes(req);
+    if (!route.ok) return this.reject(tx, 400, 'Bad Route');
+    const uri = route.ruri;
+    const hasRoute = getHeaderValues(req, 'route').length > 0;
+    const inDialog = tagOf(getHeader(req, 'to')) !== undefined;
+    const local = !hasRoute && !route.token && this.isLocalDomain(uri);
+
+    if (req.method === 'REGISTER' && !hasRoute && (local || this.domains.size === 0)) {
+      const nat = detectNat(req, tx.inbound.flow.remote, this.settings.natClients);
+      const res = await this.registrar.handleRegister(req, tx.inbound.flow, nat);
+      return this.respond(tx, res);
+    }
+    if (local && uri.user === undefined) return this.handleLocal(tx);
+
+    // §22.3: only known accounts place calls: out-of-dialog requests need Proxy-Authorization.
+    if (this.auth && !inDialog && !NO_AUTH_METHODS.has(req.method)) {
+      const r = this.auth.verify(req, 'proxy-authorization');
+      if (!r.ok) return this.challenge(tx, r);
+      const fromUser = this.fromUser(req);
+      if (fromUser !== r.username) return this.reject(tx, 403, 'Forbidden - From does not match credentials');
+    }
+
+    const targets = await this.targets(tx, uri, route.token, local);
+    if (!targets) return; // already answered
+    this.proxy(tx, targets);
+  }
+
+  /** Requests addressed to the edge itself (no user part): OPTIONS keepalives and probes. */
+  private handleLocal(tx: ServerTransaction): void {
+    const req = tx.request;
+    if (req.method === 'OPTIONS') {
+      // RFC 3261 §11.2: 200 with Allow / Accept / Supported.
+      return this.respond(
+        tx,
+        createResponse(req, 200, 'OK', {
+          toTag: generateTag(),
+          headers: [
+            ['Allow', 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER, MESSAGE, NOTIFY, SUBSCRIBE, PRACK'],
+            ['Accept', 'application/sdp'],
+            ['Supported', 'path, outbound'],
+          ],
+        }),
+      );
+    }
+    if (req.method === 'ACK') return;
+    this.reject(tx, 404, 'Not Found');
+  }
+
+  private fromUser(req: SipRequest): string | undefined {
+    const f = getHeader(req, 'from');
+    if (!f) return undefined;
+    const na = parseNameAddr(f);
+    return na.ok ? na.value.uri.user : undefined;
+  }
+
+  /** Whether a Request-URI is for a domain we serve (or one of our own addresses). */
+  private isLocalDomain(uri: SipUri): boolean {
+    if (this.self.isSelf(uri)) return true;
+    return this.domains.has(uri.host.toLowerCase());
+  }
+
+  // ---------------------------------------------------------------- routing (§16.4, §16.5)
+
+  /**
+   * RFC 3261 §16.4 Route preprocessing, in place: strict-router compatibility (a Request-URI
+   * we placed in a Record-Route is replaced by the last Route value) and removal of every
+   * leading Route value that names us; flow tokens from removed values are decoded.
+   */
+  private preprocessRoutes(req: SipRequest): { ok: true; ruri: SipUri; token?: FlowToken } | { ok: false } {
+    let token: FlowToken | undefined;
+    let ruri = parseUri(req.uri);
+    if (!ruri.ok) return { ok: false };
+    // "If the Request-URI contains a value this proxy previously placed into a Record-Route
+    // header field, the proxy MUST replace the Request-URI in the request with the last value
+    // from the Route header field, and remove that value from the Route header field."
+    if (this.self.isSelf(ruri.value) && ruri.value.user && ruri.value.params.lr === undefined) {
+      const t = this.tokens.decode(ruri.value.user);
+      const routes = getHeaderValues(req, 'route');
+      if (t && routes.length > 0) {
+        token = t;
+        const last = routes[routes.length - 1];
+        removeHeader(req, 'route');
+        for (const r of routes.slice(0, -1)) appendHeader(req, 'Route', r);
+        req.uri = formatUriText(last);
+        ruri = parseUri(req.uri);
+        if (!ruri.ok) return { ok: false };
+      }
+    }
+    // "If the first value in the Route header field indicates this proxy, the proxy MUST remove
+    // that value from the request."  (Repeated: with double Record-Route both entries are ours.)
+    for (let i = 0; i < 4; i++) {
+      const first = getHeader(req, 'route');
+      if (!first) break;
+      const na = parseNameAddr(first);
+      if (!na.ok) return { ok: false };
+      if (!this.self.isSelf(na.value.uri)) break;
+      removeFirstHeaderValue(req, 'route');
+      if (!token && na.value.uri.user) token = this.tokens.decode(na.value.uri.user);
+    }
+    return { ok: true, ruri: ruri.value, token };
+  }
+
+  /**
+   * Next hop for a request that is not resolved through the location service: the first
+   * Route value, the flow named by our flow token, or the Request-URI (RFC 3261 §16.5, §16.6 step 6–7).
+   */
+  private async nextHop(req: SipRequest, token: FlowToken | undefined): Promise<Target | undefined> {
+    const routes = getHeaderValues(req, 'route');
+    if (routes.length > 0) {
+      const na = parseNameAddr(routes[0]);
+      if (!na.ok) return undefined;
+      const dest = await this.resolve(na.value.uri);
+      return dest ? { uri: req.uri, dest } : undefined;
+    }
+    if (token) {
+      // Direction: the caller keeps the initial From tag in its requests (RFC 3261 §12.2.1.1).
+      const fromTag = tagOf(getHeader(req, 'from'));
+      const flow = fromTag === token.ftag ? token.b : token.a;
+      const usable = flow.connectionId === undefined || this.transport.connectionOpen(flow.connectionId);
+      if (usable) return { uri: req.uri, dest: destOfTokenFlow(flow) };
+    }
+    const ruri = parseUri(req.uri);
+    if (!ruri.ok) return undefined;
+    const dest = await this.resolve(ruri.value);
+    return dest ? { uri: req.uri, dest } : undefined;
+  }
+
+  /** Targets for a request (RFC 3261 §16.5); answers the request itself when there are none. */
+  private async targets(tx: ServerTransaction, uri: SipUri, token: FlowToken | undefined, local: boolean): Promise<Target[][] | undefined> {
+    const req = tx.request;
+    if (local && uri.user !== undefined) {
+      // "If the domain of the Request-URI indicates a domain this element is responsible for,
+      // the Request-URI MUST be placed into the target set" … via the location service.
+      const aor = aorFromUri(uri);
+      const bindings = aor ? await this.registrar.lookup(aor) : [];
+      if (bindings.length === 0) {
+        if (this.users.has(uri.user)) this.reject(tx, 480, 'Temporarily Unavailable');
+        else this.reject(tx, 404, 'Not Found');
+        return undefined;
+      }
+      const groups: Target[][] = [];
+      let lastQ = -1;
+      for (const b of bindings) {
+        const t = this.bindingTarget(b);
+        if (!t) continue;
+        if (b.q !== lastQ) {
+          groups.push([]);
+          lastQ = b.q;
+        }
+        groups[groups.length - 1].push(t);
+      }
+      if (groups.length === 0) {
+        this.reject(tx, 480, 'Temporarily Unavailable');
+        return undefined;
+      }
+      return groups;
+    }
+    const hop = await this.nextHop(req, token);
+    if (!hop) {
+      this.reject(tx, 404, 'Not Found');
+      return undefined;
+    }
+    return [[hop]];
+  }
+
+  /** How to reach a binding: its received flow when NATed, else its Contact. */
+  private bindingTarget(b: Binding): Target | undefined {
+    if (b.nat) {
+      const r = b.received;
+      if (r.connectionId !== undefined && !this.transport.connectionOpen(r.connectionId)) return undefined;
+      return { uri: b.contact, binding: b, dest: { transport: r.transport, address: r.address, port: r.port, socketId: r.socketId, connectionId: r.connectionId } };
+    }
+    const u = parseUri(b.contact);
+    if (!u.ok || !isIp(u.value.host)) {
+      const r = b.received;
+      return { uri: b.contact, binding: b, dest: { transport: r.transport, address: r.address, port: r.port, socketId: r.socketId, connectionId: r.connectionId } };
+    }
+    const transport = uriTransport(u.value);
+    const dest: Destination = { transport, address: u.value.host, port: u.value.port ?? (transport === 'tls' ? 5061 : 5060) };
+    if (transport === b.received.transport) {
+      dest.socketId = b.received.socketId;
+      if (b.received.address === dest.address && b.received.port === dest.port) dest.connectionId = b.received.connectionId;
+    }
+    return { uri: b.contact, binding: b, dest };
+  }
+
+  /** RFC 3263-lite: IP literals as they are, names by an A/AAAA lookup. */
+  private async resolve(u: SipUri): Promise<Destination | undefined> {
+    const transport = uriTransport(u);
+    const host = u.params.maddr ?? u.host;
+    const port = u.port ?? (transport === 'tls' ? 5061 : 5060);
+    if (isIp(host)) return { transport, address: host, port };
+    try {
+      const r = await dns.promises.lookup(host);
+      return { transport, address: r.address, port };
+    } catch {
+      return undefined;
+    }
+  }
+
+  private viaDestination(v: Via): Destination {
+    const transport = (v.transport.toLowerCase() as TransportProto) ?? 'udp';
+    const address = v.params.received ?? v.host;
+    const rport = v.params.rport;
+    const port = rport ? Number(rport) : (v.port ?? 5060);
+    return { transport, address, port };
+  }
+
+  // ---------------------------------------------------------------- forwarding (§16.6)
+
+  private chooseSocket(dest: Destination): AdvertiseSocket | undefined {
+    if (dest.socketId) {
+      const s = this.sockets.find((x) => x.id === dest.socketId);
+      if (s) return s;
+    }
+    const v6 = dest.address.includes(':');
+    return (
+      this.sockets.find((s) => s.transport === dest.transport && s.address.includes(':') === v6 && s.address !== '0.0.0.0' && s.address !== '::') ??
+      this.sockets.find((s) => s.transport === dest.transport && s.address.includes(':') === v6)
+    );
+  }
+
+  /** Loop-detection part of our branch (RFC 3261 §16.6 step 8): a hash of what routing used. */
+  private loopHash(req: SipRequest): string {
+    const h = createHash('sha1');
+    h.update(req.uri);
+    h.update('|' + (tagOf(getHeader(req, 'from')) ?? ''));
+    h.update('|' + (tagOf(getHeader(req, 'to')) ?? ''));
+    h.update('|' + (getHeader(req, 'call-id') ?? ''));
+    const cs = parseCSeq(getHeader(req, 'cseq') ?? '');
+    h.update('|' + (cs.ok ? cs.value.seq : ''));
+    h.update('|' + getHeaderValues(req, 'route').join(','));
+    h.update('|' + getHeaderValues(req, 'proxy-require').join(','));
+    return h.digest('hex').slice(0, 10);
+  }
+
+  /** RFC 3261 §16.3 step 4: a Via of ours whose branch carries this request's loop hash. */
+  private isLoop(req: SipRequest): boolean {
+    let hash: string | undefined;
+    for (const v of getHeaderValues(req, 'via')) {
+      const p = parseVia(v);
+      if (!p.ok || !this.self.isSelfHost(p.value.host, p.value.port)) continue;
+      const b = p.value.params.branch ?? '';
+      if (!b.startsWith('z9hG4bK-se')) continue;
+      hash ??= this.loopHash(req);
+      if (b.slice(10, 20) === hash) return true;
+    }
+    return false;
+  }
+
+  private branchId(req: SipRequest, n: number): string {
+    return `z9hG4bK-se${this.loopHash(req)}.${generateTag()}${n}`;
+  }
+
+  /** §16.11: a stateless proxy's branch is a function of the incoming branch, so retransmissions match. */
+  private statelessBranch(req: SipRequest): string {
+    const v = getHeader(req, 'via') ?? '';
+    const p = parseVia(v);
+    const b = p.ok ? (p.value.params.branch ?? v) : v;
+    return 'z9hG4bK-sl' + createHash('sha1').update(b + '|' + req.method).digest('hex').slice(0, 20);
+  }
+
+  /**
+   * Builds the request to forward to one target (RFC 3261 §16.6 steps 1–8): copy, new
+   * Request-URI, Max-Forwards decremented, Record-Route (double when the two sides use
+   * different addresses, RFC 5658), our Via on top.
+   * @returns undefined when no socket can reach the destination
+   */
+  private prepareForward(req: SipRequest, target: Target, inbound: Inbound, branch: string, recordRoute: boolean): SipRequest | undefined {
+    const out = this.chooseSocket(target.dest);
+    if (!out) return undefined;
+    target.dest.socketId = out.id;
+    const fwd = cloneMessage(req);
+    fwd.uri = target.uri;
+    const mf = getHeader(fwd, 'max-forwards');
+    setHeader(fwd, 'Max-Forwards', String(mf === undefined ? 69 : Math.max(0, Number(mf) - 1)));
+    const outAddr = advertisedFor(out, target.dest.address, this.advertise);
+    if (recordRoute) {
+      const inSock = this.sockets.find((s) => s.id === inbound.flow.local.socketId) ?? out;
+      const inAddr = advertisedFor(inSock, inbound.flow.remote.address, this.advertise);
+      const token = this.tokens.encode({
+        ftag: tagOf(getHeader(req, 'from')) ?? '',
+        a: tokenFlowOf(inbound.flow),
+        b: { transport: target.dest.transport, address: target.dest.address, port: target.dest.port, socketId: out.id, connectionId: target.dest.connectionId },
+      });
+      const rr = (addr: { host: string; port: number }, t: TransportProto): string =>
+        `<sip:${token}@${formatHostPort(addr.host, addr.port)}${t === 'udp' ? '' : ';transport=' + t};lr>`;
+      if (inSock.id !== out.id || inAddr.host !== outAddr.host || inAddr.port !== outAddr.port) {
+        prependHeader(fwd, 'Record-Route', rr(inAddr, inSock.transport));
+      }
+      prependHeader(fwd, 'Record-Route', rr(outAddr, out.transport));
+    }
+    prependHeader(fwd, 'Via', `SIP/2.0/${out.transport.toUpperCase()} ${formatHostPort(outAddr.host, outAddr.port)};branch=${branch};rport`);
+    return fwd;
+  }
+
+  /** Starts forwarding to the target groups (serial by q, parallel within a group). */
+  private proxy(tx: ServerTransaction, groups: Target[][]): void {
+    const req = tx.request;
+    const isInvite = req.method === 'INVITE';
+    // RFC 3261 §16.2: "a stateful proxy … MUST … send a 100 (Trying)" for INVITE (§16.7 says
+    // the 100 may be generated by the proxy itself).
+    if (isInvite) tx.respond(createResponse(req, 100, 'Trying'));
+    const ctx: ResponseContext = {
+      tx,
+      request: req,
+      isInvite,
+      branches: [],
+      pending: groups.slice(1),
+      finals: [],
+      finalSent: false,
+      got2xx: false,
+      cancelled: false,
+      got6xx: false,
+    };
+    this.contexts.set(tx, ctx);
+    this.startGroup(ctx, groups[0]);
+  }
+
+  private startGroup(ctx: ResponseContext, group: Target[]): void {
+    const inDialog = tagOf(getHeader(ctx.request, 'to')) !== undefined;
+    const rr = this.settings.recordRoute && !inDialog && DIALOG_CREATING.has(ctx.request.method);
+    for (const target of group) {
+      const branchId = this.branchId(ctx.request, ctx.branches.length);
+      const fwd = this.prepareForward(ctx.request, target, ctx.tx.inbound, branchId, rr);
+      const br: BranchState = { target, request: fwd ?? ctx.request, provisional: false, cancelOnProvisional: false, cancelled: false, done: false };
+      ctx.branches.push(br);
+      if (!fwd) {
+        this.branchFinal(ctx, br, createResponse(ctx.request, 503, 'Service Unavailable - no socket for destination'));
+        continue;
+      }
+      this.stats.forwarded++;
+      try {
+        br.tx = this.layer.sendRequest(fwd, target.dest, {
+          onResponse: (res) => this.onBranchResponse(ctx, br, res),
+          onTimeout: () => this.branchFinal(ctx, br, createResponse(ctx.request, 408, 'Request Timeout')),
+          onTransportError: () => this.branchFinal(ctx, br, createResponse(ctx.request, 503, 'Service Unavailable')),
+        });
+      } catch (err) {
+        this.log.warn({ err }, 'could not start client transaction');
+        this.branchFinal(ctx, br, createResponse(ctx.request, 500, 'Server Internal Error'));
+        continue;
+      }
+      if (ctx.isInvite) this.armTimerC(ctx, br);
+    }
+  }
+
+  private armTimerC(ctx: ResponseContext, br: BranchState): void {
+    this.clock.clearTimer(br.timerC);
+    br.timerC = this.clock.setTimer(this.settings.timerCMs, () => {
+      // RFC 3261 §16.8: "If timer C should fire, the proxy MUST either reset the timer with
+      // any value it chooses, or terminate the client transaction." We CANCEL if it was
+      // ringing, else treat the branch as timed out.
+      if (br.done) return;
+      if (br.provisional) this.cancelBranch(br);
+      this.branchFinal(ctx, br, createResponse(ctx.request, 408, 'Request Timeout'));
+    });
+  }
+
+  // ---------------------------------------------------------------- responses (§16.7)
+
+  private onBranchResponse(ctx: ResponseContext, br: BranchState, inRes: SipResponse): void {
+    const res = cloneMessage(inRes);
+    // §16.7 step 3: "The proxy removes the topmost Via header field value from the response."
+    removeFirstHeaderValue(res, 'via');
+    if (!getHeader(res, 'via')) return; // it was addressed to us; nothing to forward
+    if (res.status < 200) {
+      if (res.status === 100) return; // §16.7 step 5: 100 is not forwarded
+      br.provisional = true;
+      if (ctx.isInvite) this.armTimerC(ctx, br); // §16.7 step 2: reset Timer C on 101–199
+      if (br.cancelOnProvisional) {
+        this.cancelBranch(br);
+        return;
+      }
+      if (!ctx.finalSent) ctx.tx.respond(res);
+      return;
+    }
+    if (res.status < 300) {
+      // "Any 2xx … MUST be forwarded immediately" (§16.7 step 5), including further 2xx for INVITE.
+      if (!br.done) {
+        br.done = true;
+        this.clock.clearTimer(br.timerC);
+      }
+      ctx.got2xx = true;
+      ctx.finalSent = true;
+      this.count(res.status);
+      ctx.tx.respond(res);
+      // §16.7 step 10: cancel all other pending branches.
+      if (ctx.isInvite) for (const other of ctx.branches) if (other !== br && !other.done) this.cancelBranch(other);
+      this.maybeFinish(ctx);
+      return;
+    }
+    this.branchFinal(ctx, br, res);
+  }
+
+  /** Records a branch's final non-2xx response (real or synthesised) and completes the context when due. */
+  private branchFinal(ctx: ResponseContext, br: BranchState, res: SipResponse): void {
+    if (br.done) return;
+    br.done = true;
+    this.clock.clearTimer(br.timerC);
+    ctx.finals.push(res);
+    if (res.status >= 600) {
+      ctx.got6xx = true;
+      // §16.7 step 5: "If a 6xx response is received … the proxy SHOULD cancel all client pending transactions".
+      for (const other of ctx.branches) if (!other.done) this.cancelBranch(other);
+    }
+    this.maybeFinish(ctx);
+  }
+
+  private maybeFinish(ctx: ResponseContext): void {
+    if (ctx.branches.some((b) => !b.done)) return;
+    if (!ctx.finalSent && !ctx.cancelled && !ctx.got6xx && ctx.pending.length > 0) {
+      // Serial forking: try the next q-group when this one failed without a 6xx.
+      this.startGroup(ctx, ctx.pending.shift()!);
+      return;
+    }
+    if (!ctx.finalSent) {
+      ctx.finalSent = true;
+      const best = selectBestResponse(ctx.finals) ?? createResponse(ctx.request, 408, 'Request Timeout');
+      const res = ctx.cancelled && ctx.isInvite && best.status < 400 ? createResponse(ctx.request, 487, 'Request Terminated') : best;
+      this.count(res.status);
+      ctx.tx.respond(res);
+    }
+    this.contexts.delete(ctx.tx);
+  }
+
+  private count(status: number): void {
+    const k = `${Math.floor(status / 100)}xx`;
+    this.stats.finals[k] = (this.stats.finals[k] ?? 0) + 1;
+  }
+
+  // ---------------------------------------------------------------- CANCEL (§16.10)
+
+  private handleCancel(tx: ServerTransaction): void {
+    const invite = this.layer.findInviteServerTransaction(tx.request);
+    // RFC 3261 §16.10: "If a response context is found, the element MUST immediately return a
+    // 200 (OK) response to the CANCEL request." Otherwise it is forwarded statelessly; a CANCEL
+    // for a transaction unknown to us gets 481.
+    if (!invite) return this.reject(tx, 481, 'Call/Transaction Does Not Exist');
+    this.respond(tx, createResponse(tx.request, 200, 'OK'));
+    const ctx = this.contexts.get(invite);
+    if (!ctx) {
+      if (!invite.lastResponse || invite.lastResponse.status < 200) invite.respond(createResponse(invite.request, 487, 'Request Terminated'));
+      return;
+    }
+    ctx.cancelled = true;
+    for (const br of ctx.branches) if (!br.done) this.cancelBranch(br);
+    ctx.pending = [];
+  }
+
+  /**
+   * Sends CANCEL for one branch (RFC 3261 §9.1): same Request-URI, Call-ID, To, From, CSeq
+   * number and top Via (branch) as the request; CANCEL waits for a provisional response.
+   */
+  private cancelBranch(br: BranchState): void {
+    if (br.cancelled || br.done || !br.tx) return;
+    if (!br.provisional) {
+      // §9.1: "If no provisional response has been received, the CANCEL request MUST NOT be sent".
+      br.cancelOnProvisional = true;
+      return;
+    }
+    br.cancelled = true;
+    const r = br.request;
+    const cancel: SipRequest = { type: 'request', method: 'CANCEL', uri: r.uri, version: 'SIP/2.0', headers: [], body: Buffer.alloc(0) };
+    appendHeader(cancel, 'Via', getHeader(r, 'via') ?? '');
+    for (const rt of getHeaderValues(r, 'route')) appendHeader(cancel, 'Route', rt);
+    appendHeader(cancel, 'Max-Forwards', '70');
+    appendHeader(cancel, 'From', getHeader(r, 'from') ?? '');
+    appendHeader(cancel, 'To', getHeader(r, 'to') ?? '');
+    appendHeader(cancel, 'Call-ID', getHeader(r, 'call-id') ?? '');
+    const cs = parseCSeq(getHeader(r, 'cseq') ?? '');
+    appendHeader(cancel, 'CSeq', `${cs.ok ? cs.value.seq : 1} CANCEL`);
+    appendHeader(cancel, 'Content-Length', '0');
+    try {
+      this.layer.sendRequest(cancel, br.target.dest, {
+        onResponse: () => undefined,
+        onTimeout: () => undefined,
+        onTransportError: () => undefined,
+      });
+    } catch (err) {
+      this.log.debug({ err }, 'CANCEL not sent');
+    }
+  }
+
+  // ---------------------------------------------------------------- answering
+
+  private respond(tx: ServerTransaction, res: SipResponse): void {
+    tx.respond(res);
+  }
+
+  private reject(tx: ServerTransaction, status: number, reason?: string, headers?: Array<[string, string]>): void {
+    if (tx.request.method === 'ACK') return;
+    this.stats.rejected[status] = (this.stats.rejected[status] ?? 0) + 1;
+    tx.respond(createResponse(tx.request, status, reason, { toTag: status > 100 ? generateTag() : undefined, headers }));
+  }
+
+  private challenge(tx: ServerTransaction, r: DigestResult & { ok: false }): void {
+    // RFC 3261 §22.3: 407 with Proxy-Authenticate; a stale nonce gets stale=true.
+    if (r.reason === 'unknown-user' || r.reason === 'bad-credentials' || r.reason === 'missing' || r.reason === 'stale' || r.reason === 'replay') {
+      const headers = this.auth!.challenge(r.reason === 'stale').map((v): [string, string] => ['Proxy-Authenticate', v]);
+      return this.reject(tx, 407, 'Proxy Authentication Required', headers);
+    }
+    this.reject(tx, 400, 'Bad Proxy-Authorization');
+  }
+
+  /** Drops every response context (shutdown). */
+  close(): void {
+    for (const ctx of this.contexts.values()) for (const br of ctx.branches) this.clock.clearTimer(br.timerC);
+    this.contexts.clear();
+  }
+}
+
+/** The URI text inside a Route value (`<sip:…;lr>` → `sip:…;lr`). */
+function formatUriText(routeValue: string): string {
+  const s = routeValue.trim();
+  const lt = s.indexOf('<');
+  const gt = s.lastIndexOf('>');
+  return lt >= 0 && gt > lt ? s.slice(lt + 1, gt) : s;
+}
+

@@ -1,0 +1,85 @@
+/**
+ * In-process location store (RFC 3261 §10): a `Map` from AOR to its binding set. Nothing
+ * survives a restart; use it for tests, benchmarks and `store: memory:`.
+ */
+import type { Binding, LocationStore } from './types.js';
+
+/** Shallow copy of a binding so callers cannot mutate stored state (arrays copied too). */
+function copyBinding(b: Binding): Binding {
+  const c: Binding = { ...b, received: { ...b.received } };
+  if (b.natTests !== undefined) c.natTests = b.natTests.slice();
+  if (b.path !== undefined) c.path = b.path.slice();
+  return c;
+}
+
+/**
+ * {@link LocationStore} kept in memory. Reads and writes copy bindings, so stored state is
+ * only changed through {@link MemoryLocationStore.setBindings}.
+ */
+export class MemoryLocationStore implements LocationStore {
+  private readonly aors = new Map<string, Binding[]>();
+  private closed = false;
+
+  /** Bindings of `aor` in stored order, including expired ones not yet purged. */
+  async getBindings(aor: string): Promise<Binding[]> {
+    this.assertOpen();
+    const list = this.aors.get(aor);
+    if (list === undefined) return [];
+    const out = new Array<Binding>(list.length);
+    for (let i = 0; i < list.length; i++) out[i] = copyBinding(list[i]);
+    return out;
+  }
+
+  /** Replaces the binding set of `aor`; an empty array removes the AOR. */
+  async setBindings(aor: string, bindings: Binding[]): Promise<void> {
+    this.assertOpen();
+    if (bindings.length === 0) {
+      this.aors.delete(aor);
+      return;
+    }
+    const copy = new Array<Binding>(bindings.length);
+    for (let i = 0; i < bindings.length; i++) copy[i] = copyBinding(bindings[i]);
+    this.aors.set(aor, copy);
+  }
+
+  /** Every binding of every AOR. */
+  async allBindings(): Promise<Binding[]> {
+    this.assertOpen();
+    const out: Binding[] = [];
+    for (const list of this.aors.values()) for (const b of list) out.push(copyBinding(b));
+    return out;
+  }
+
+  /**
+   * Deletes bindings with `expiresAt <= nowMs`.
+   * @param nowMs Unix epoch ms (`clock.wallNow()`)
+   * @returns number of bindings removed
+   */
+  async purgeExpired(nowMs: number): Promise<number> {
+    this.assertOpen();
+    let removed = 0;
+    for (const [aor, list] of this.aors) {
+      let keep = 0;
+      for (const b of list) if (b.expiresAt > nowMs) keep++;
+      if (keep === list.length) continue;
+      removed += list.length - keep;
+      if (keep === 0) this.aors.delete(aor);
+      else
+        this.aors.set(
+          aor,
+          list.filter((b) => b.expiresAt > nowMs),
+        );
+    }
+    return removed;
+  }
+
+  /** Drops every binding; further calls reject. */
+  async close(): Promise<void> {
+    this.aors.clear();
+    this.closed = true;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('location store is closed');
+  }
+}

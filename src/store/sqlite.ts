@@ -1,0 +1,227 @@
+/**
+ * Embedded location store (RFC 3261 §10) on SQLite via better-sqlite3: the default, so
+ * registrations survive a restart.
+ *
+ * - WAL journal with `synchronous=NORMAL`: a commit is durable against a process crash; a power
+ *   loss may drop the last few commits, which for soft state that UAs refresh anyway is the
+ *   right trade for registrations/s.
+ * - Every statement is prepared once in the constructor.
+ * - `schema_version` holds one row with the schema version; older files are migrated forward,
+ *   newer ones are refused (a downgrade would silently misread them).
+ * - better-sqlite3 is synchronous: each call runs to completion on the event loop, so
+ *   `setBindings` is atomic with respect to every other call of this process.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { TransportProto } from '../transport/types.js';
+import type { Binding, LocationStore } from './types.js';
+
+/** Schema version this code writes. Bump it and append to {@link MIGRATIONS} when the table changes. */
+export const SQLITE_SCHEMA_VERSION = 1;
+
+/** `MIGRATIONS[n]` upgrades a database from version `n` to `n + 1`. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE bindings (
+     aor           TEXT    NOT NULL,
+     seq           INTEGER NOT NULL,   -- position in the AOR's binding set
+     contact       TEXT    NOT NULL,
+     expires_at    INTEGER NOT NULL,   -- Unix epoch ms
+     q             REAL    NOT NULL,
+     call_id       TEXT    NOT NULL,
+     cseq          INTEGER NOT NULL,
+     instance_id   TEXT,
+     reg_id        INTEGER,
+     transport     TEXT    NOT NULL,
+     address       TEXT    NOT NULL,
+     port          INTEGER NOT NULL,
+     socket_id     TEXT    NOT NULL,
+     connection_id INTEGER,
+     nat           INTEGER NOT NULL,
+     nat_tests     TEXT,               -- JSON array
+     user_agent    TEXT,
+     path          TEXT,               -- JSON array
+     updated_at    INTEGER NOT NULL,   -- Unix epoch ms
+     PRIMARY KEY (aor, seq)
+   ) WITHOUT ROWID;
+   CREATE INDEX bindings_expires_at ON bindings (expires_at);`,
+];
+
+const COLUMNS =
+  'contact, expires_at, q, call_id, cseq, instance_id, reg_id, transport, address, port, socket_id, connection_id, nat, nat_tests, user_agent, path, updated_at';
+
+/** A row read in raw (array) mode: the columns of {@link COLUMNS} in order, preceded by `aor`. */
+type Row = [
+  aor: string,
+  contact: string,
+  expiresAt: number,
+  q: number,
+  callId: string,
+  cseq: number,
+  instanceId: string | null,
+  regId: number | null,
+  transport: string,
+  address: string,
+  port: number,
+  socketId: string,
+  connectionId: number | null,
+  nat: number,
+  natTests: string | null,
+  userAgent: string | null,
+  path: string | null,
+  updatedAt: number,
+];
+
+function rowToBinding(r: Row): Binding {
+  const b: Binding = {
+    aor: r[0],
+    contact: r[1],
+    expiresAt: r[2],
+    q: r[3],
+    callId: r[4],
+    cseq: r[5],
+    received: { transport: r[8] as TransportProto, address: r[9], port: r[10], socketId: r[11] },
+    nat: r[13] !== 0,
+    updatedAt: r[17],
+  };
+  if (r[6] !== null) b.instanceId = r[6];
+  if (r[7] !== null) b.regId = r[7];
+  if (r[12] !== null) b.received.connectionId = r[12];
+  if (r[14] !== null) b.natTests = JSON.parse(r[14]) as string[];
+  if (r[15] !== null) b.userAgent = r[15];
+  if (r[16] !== null) b.path = JSON.parse(r[16]) as string[];
+  return b;
+}
+
+/** Options of {@link SqliteLocationStore}. */
+export interface SqliteStoreOptions {
+  /** How long (ms) a write waits for another process holding the lock. Default 5000. */
+  busyTimeoutMs?: number;
+}
+
+/**
+ * {@link LocationStore} on one SQLite file (or `:memory:`). Owns the database handle:
+ * call {@link SqliteLocationStore.close}.
+ */
+export class SqliteLocationStore implements LocationStore {
+  /** The file the store was opened on (`:memory:` for an in-memory database). */
+  readonly filename: string;
+  private readonly db: Database.Database;
+  private readonly selectAor: Database.Statement<[string], Row>;
+  private readonly selectAll: Database.Statement<[], Row>;
+  private readonly deleteAor: Database.Statement<[string]>;
+  private readonly insert: Database.Statement<unknown[]>;
+  private readonly deleteExpired: Database.Statement<[number]>;
+  private readonly replace: (aor: string, bindings: Binding[]) => void;
+
+  /**
+   * Opens (creating when missing, parent directories included) and migrates the database.
+   * @param filename path of the database file, or `:memory:`
+   * @throws Error when the file cannot be opened or has a newer schema than this code
+   */
+  constructor(filename: string, options: SqliteStoreOptions = {}) {
+    this.filename = filename;
+    const inMemory = filename === ':memory:' || filename === '';
+    if (!inMemory) mkdirSync(dirname(filename), { recursive: true });
+    this.db = new Database(filename);
+    try {
+      if (!inMemory) this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+      migrate(this.db, filename);
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+    this.selectAor = this.db.prepare<[string], Row>(`SELECT aor, ${COLUMNS} FROM bindings WHERE aor = ? ORDER BY seq`).raw(true);
+    this.selectAll = this.db.prepare<[], Row>(`SELECT aor, ${COLUMNS} FROM bindings ORDER BY aor, seq`).raw(true);
+    this.deleteAor = this.db.prepare<[string]>('DELETE FROM bindings WHERE aor = ?');
+    this.insert = this.db.prepare<unknown[]>(
+      `INSERT INTO bindings (aor, seq, ${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.deleteExpired = this.db.prepare<[number]>('DELETE FROM bindings WHERE expires_at <= ?');
+    this.replace = this.db.transaction((aor: string, bindings: Binding[]) => {
+      this.deleteAor.run(aor);
+      for (let i = 0; i < bindings.length; i++) {
+        const b = bindings[i];
+        const rcv = b.received;
+        this.insert.run(
+          aor,
+          i,
+          b.contact,
+          b.expiresAt,
+          b.q,
+          b.callId,
+          b.cseq,
+          b.instanceId ?? null,
+          b.regId ?? null,
+          rcv.transport,
+          rcv.address,
+          rcv.port,
+          rcv.socketId,
+          rcv.connectionId ?? null,
+          b.nat ? 1 : 0,
+          b.natTests === undefined ? null : JSON.stringify(b.natTests),
+          b.userAgent ?? null,
+          b.path === undefined ? null : JSON.stringify(b.path),
+          b.updatedAt,
+        );
+      }
+    });
+  }
+
+  /** Bindings of `aor` in stored order, including expired ones not yet purged. */
+  async getBindings(aor: string): Promise<Binding[]> {
+    const rows = this.selectAor.all(aor);
+    const out = new Array<Binding>(rows.length);
+    for (let i = 0; i < rows.length; i++) out[i] = rowToBinding(rows[i]);
+    return out;
+  }
+
+  /**
+   * Replaces the binding set of `aor` in one transaction (an empty array removes the AOR).
+   * The stored `aor` column is the `aor` argument.
+   */
+  async setBindings(aor: string, bindings: Binding[]): Promise<void> {
+    this.replace(aor, bindings);
+  }
+
+  /** Every binding of every AOR, grouped by AOR. */
+  async allBindings(): Promise<Binding[]> {
+    const rows = this.selectAll.all();
+    const out = new Array<Binding>(rows.length);
+    for (let i = 0; i < rows.length; i++) out[i] = rowToBinding(rows[i]);
+    return out;
+  }
+
+  /**
+   * Deletes bindings with `expiresAt <= nowMs` (uses the `expires_at` index).
+   * @param nowMs Unix epoch ms (`clock.wallNow()`)
+   * @returns number of bindings removed
+   */
+  async purgeExpired(nowMs: number): Promise<number> {
+    return this.deleteExpired.run(nowMs).changes;
+  }
+
+  /** Closes the database (checkpointing the WAL). Idempotent. */
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
+
+/** Creates or upgrades the schema inside one transaction. */
+function migrate(db: Database.Database, filename: string): void {
+  db.transaction(() => {
+    db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
+    const row = db.prepare<[], { version: number }>('SELECT version FROM schema_version').get();
+    const current = row?.version ?? 0;
+    if (current > SQLITE_SCHEMA_VERSION) {
+      throw new Error(
+        `location store ${filename}: schema version ${current} is newer than this sipedge supports (${SQLITE_SCHEMA_VERSION}); upgrade sipedge or use another file`,
+      );
+    }
+    for (let v = current; v < SQLITE_SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]);
+    if (row === undefined) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SQLITE_SCHEMA_VERSION);
+    else if (current !== SQLITE_SCHEMA_VERSION) db.prepare('UPDATE schema_version SET version = ?').run(SQLITE_SCHEMA_VERSION);
+  })();
+}

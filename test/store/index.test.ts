@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { MemoryLocationStore, openLocationStore, SqliteLocationStore } from '../../src/store/index.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'sipedge-open-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('openLocationStore', () => {
+  it('opens memory:', async () => {
+    const s = await openLocationStore('memory:');
+    assert.ok(s instanceof MemoryLocationStore);
+    await s.close();
+  });
+
+  it('opens sqlite::memory:', async () => {
+    const s = await openLocationStore('sqlite::memory:');
+    assert.ok(s instanceof SqliteLocationStore);
+    assert.equal(s.filename, ':memory:');
+    await s.close();
+  });
+
+  it('opens sqlite:PATH (relative and sqlite:///absolute)', async () => {
+    const cwd = process.cwd();
+    process.chdir(dir);
+    try {
+      const s = await openLocationStore('sqlite:./var/sipedge.db');
+      assert.ok(s instanceof SqliteLocationStore);
+      await s.close();
+      assert.ok(existsSync(join(dir, 'var', 'sipedge.db')));
+    } finally {
+      process.chdir(cwd);
+    }
+    const abs = join(dir, 'abs', 'x.db');
+    const s2 = await openLocationStore(`sqlite://${abs}`);
+    await s2.close();
+    assert.ok(existsSync(abs));
+  });
+
+  it('rejects redis:// as not supported yet without echoing credentials', async () => {
+    await assert.rejects(openLocationStore('redis://:hunter2@10.0.0.5:6379'), (err: Error) => {
+      assert.match(err.message, /not supported yet/);
+      assert.doesNotMatch(err.message, /hunter2/);
+      return true;
+    });
+  });
+
+  it('rejects unknown schemes and empty paths with a clear message', async () => {
+    await assert.rejects(openLocationStore('postgres://db/sip'), /unknown store URL scheme "postgres:".*sqlite:PATH/);
+    await assert.rejects(openLocationStore('./var/sipedge.db'), /unknown store URL/);
+    await assert.rejects(openLocationStore('sqlite:'), /no file path/);
+    await assert.rejects(openLocationStore(''), /unknown store URL/);
+  });
+});
