@@ -5,6 +5,12 @@
  */
 import { runCli } from './program.js';
 
+// `sipedge show peers | head -1`: a reader that goes away is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
 const code = await runCli(process.argv);
 process.exitCode = code;
 // Normally the event loop is empty by now and the process exits with `code`. If a handle is

@@ -53,7 +53,11 @@ function parsedString<T>(parse: (s: string) => ParseResult<T>) {
 
 const ipString = checkedString((s) => (isIpAddress(s) ? { ok: true, value: s } : { ok: false, reason: `"${s}" is not an IPv4 or IPv6 address` }));
 
-const hostString = checkedString((s) => (isHostname(s) ? { ok: true, value: s } : { ok: false, reason: `"${s}" is not a valid host name` }));
+const hostString = checkedString((s) =>
+  isHostname(s)
+    ? { ok: true, value: s }
+    : { ok: false, reason: isIpAddress(s) ? `"${s}" is an IP address; use publicAddress.ip for a fixed address` : `"${s}" is not a valid host name` },
+);
 
 /** `host` or `host:port` where host is an IP (IPv6 in brackets with a port) or a DNS name. */
 function parseHostMaybePort(s: string): ParseResult<string> {

@@ -453,7 +453,7 @@ export class Registrar {
       headers.push(['Contact', v]);
     }
     // RFC 3261 §10.3 step 8: "The response SHOULD include a Date header field."
-    headers.push(['Date', new Date(now).toUTCString()]);
+    headers.push(['Date', sipDate(now)]);
     // RFC 3327 §5.3: "The registrar copies the Path header field values into a Path header field
     // in the successful (200 class) REGISTER response."
     for (const p of path) headers.push(['Path', p]);
@@ -478,6 +478,19 @@ export class Registrar {
 }
 
 function noop(): void {}
+
+let dateSecond = -1;
+let dateText = '';
+
+/** RFC 1123 date for the Date header (RFC 3261 §20.17), formatted once per second. */
+function sipDate(epochMs: number): string {
+  const sec = Math.floor(epochMs / 1000);
+  if (sec !== dateSecond) {
+    dateSecond = sec;
+    dateText = new Date(sec * 1000).toUTCString();
+  }
+  return dateText;
+}
 
 /** The flow a REGISTER arrived on, as stored with its bindings. */
 function receivedFlow(flow: Flow): ReceivedFlow {

@@ -36,7 +36,7 @@ export const DEFAULT_MAX_HEADERS = 256;
  * comma-separated list may be repeated) — the ones whose repetition matters to routing or
  * framing. RFC 4475 §3.3.8, §3.3.9.
  */
-const SINGLE = new Set<string>([
+const SINGLE_KEYS = [
   'to',
   'from',
   'call-id',
@@ -54,9 +54,13 @@ const SINGLE = new Set<string>([
   'rack',
   'session-expires',
   'min-se',
-]);
-
-const REQUIRED = ['via', 'from', 'to', 'call-id', 'cseq'];
+];
+/** Single-instance key → bit in a per-message "seen" mask. */
+const SINGLE = new Map<string, number>(SINGLE_KEYS.map((k, i) => [k, 1 << i]));
+const BIT_TO = SINGLE.get('to') as number;
+const BIT_FROM = SINGLE.get('from') as number;
+const BIT_CALL_ID = SINGLE.get('call-id') as number;
+const BIT_CSEQ = SINGLE.get('cseq') as number;
 
 const EMPTY_BODY = Buffer.alloc(0);
 
@@ -153,6 +157,7 @@ function isValidMediaType(v: string): boolean {
  * undefined entries so callers can reject them.
  */
 function rawElements(v: string): Array<string | undefined> {
+  if (v.indexOf(',') < 0) return [v.length === 0 ? undefined : v];
   const out: Array<string | undefined> = [];
   const n = v.length;
   let pos = 0;
@@ -326,7 +331,7 @@ export function parseMessage(data: Buffer, opts?: ParseOptions): SipParseResult 
   // ---- start line (RFC 3261 §7.1, §7.2) ----
   let lineEnd = text.indexOf('\n');
   if (lineEnd < 0) lineEnd = tn;
-  let line = text.slice(0, lineEnd > 0 && text.charCodeAt(lineEnd - 1) === CR ? lineEnd - 1 : lineEnd);
+  const line = text.slice(0, lineEnd > 0 && text.charCodeAt(lineEnd - 1) === CR ? lineEnd - 1 : lineEnd);
   let kind: 'request' | 'response' | undefined;
   let method: string | undefined;
   let startErr: SipParseError | undefined;
@@ -416,46 +421,53 @@ export function parseMessage(data: Buffer, opts?: ParseOptions): SipParseResult 
   let prev: SipHeader | undefined;
   let pos = lineEnd + 1;
   let lineErr: SipParseError | undefined;
+  let nextCr = text.indexOf('\r', pos);
   while (pos < tn) {
     let le = text.indexOf('\n', pos);
     if (le < 0) le = tn;
     const ce = le > pos && text.charCodeAt(le - 1) === CR ? le - 1 : le;
-    line = text.slice(pos, ce);
     const lineOff = pos;
-    pos = le + 1;
-    if (line.indexOf('\r') >= 0) {
-      lineErr = sipError('BAD_HEADER_LINE', 'CR inside a header line', { offset: start + lineOff });
+    if (nextCr >= 0 && nextCr < ce) {
+      lineErr = sipError('BAD_HEADER_LINE', 'CR inside a header line', { offset: start + nextCr });
       break;
     }
-    const c0 = line.charCodeAt(0);
+    if (nextCr >= 0 && nextCr <= le) nextCr = text.indexOf('\r', le + 1);
+    pos = le + 1;
+    if (ce === lineOff) continue; // only possible in a datagram without the final empty line
+    const c0 = text.charCodeAt(lineOff);
     if (c0 === 32 || c0 === 9) {
       // Continuation line (folding, §7.3.1): replace the line break and leading LWS by one SP.
       if (prev === undefined) {
         lineErr = sipError('BAD_HEADER_LINE', 'continuation line before any header', { offset: start + lineOff });
         break;
       }
-      const t = trimLws(line);
+      const t = trimLws(text.slice(lineOff, ce));
       if (t.length > 0) prev.value = prev.value.length === 0 ? t : prev.value + ' ' + t;
       continue;
     }
-    if (line.length === 0) continue; // only possible in a datagram without the final empty line
-    const colon = line.indexOf(':');
-    if (colon <= 0) {
-      lineErr = sipError('BAD_HEADER_LINE', 'header line without ":"', { offset: start + lineOff });
-      break;
-    }
-    let ne = colon;
-    while (ne > 0 && (line.charCodeAt(ne - 1) === 32 || line.charCodeAt(ne - 1) === 9)) ne--;
-    if (!isToken(line, 0, ne)) {
-      lineErr = sipError('BAD_HEADER_LINE', 'header name is not a token', { offset: start + lineOff });
+    // field-name = token, then optional SP/HTAB, then ":" (RFC 3261 §7.3.1 HCOLON).
+    let i = lineOff;
+    while (i < ce && isTokenChar(text.charCodeAt(i))) i++;
+    const ne = i;
+    while (i < ce && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
+    if (ne === lineOff || i >= ce || text.charCodeAt(i) !== 58) {
+      lineErr = sipError(
+        'BAD_HEADER_LINE',
+        ne === lineOff ? 'header name is not a token' : 'header name not followed by ":"',
+        { offset: start + lineOff },
+      );
       break;
     }
     if (headers.length >= maxHeaders) {
       lineErr = sipError('TOO_MANY_HEADERS', `more than ${maxHeaders} header lines`, { offset: start + lineOff });
       break;
     }
-    const name = line.slice(0, ne);
-    prev = { name, key: canonicalHeaderKey(name), value: trimLws(line.slice(colon + 1)) };
+    let vs = i + 1;
+    let ve = ce;
+    while (vs < ve && isWsp(text.charCodeAt(vs))) vs++;
+    while (ve > vs && isWsp(text.charCodeAt(ve - 1))) ve--;
+    const name = text.slice(lineOff, ne);
+    prev = { name, key: canonicalHeaderKey(name), value: text.slice(vs, ve) };
     headers.push(prev);
   }
 
@@ -480,49 +492,55 @@ export function parseMessage(data: Buffer, opts?: ParseOptions): SipParseResult 
   }
 
   // ---- header validation, in line order ----
-  const seen = new Set<string>();
+  let seen = 0;
+  let hasVia = false;
+  let cseqMethod: string | undefined;
   for (let i = 0; i < headers.length; i++) {
     const h = headers[i];
-    if (SINGLE.has(h.key)) {
-      if (seen.has(h.key)) {
+    const bit = SINGLE.get(h.key);
+    if (bit !== undefined) {
+      if ((seen & bit) !== 0) {
         return withContext(sipError('DUPLICATE_HEADER', `${h.name} appears more than once`), kind, method, headers);
       }
-      seen.add(h.key);
+      seen |= bit;
     }
-    const e = validateHeader(h);
+    let e: SipParseError | undefined;
+    if (h.key === 'cseq') {
+      const cs = parseCSeq(h.value);
+      if (cs.ok) cseqMethod = cs.value.method;
+      else e = cs;
+    } else {
+      if (h.key === 'via') hasVia = true;
+      e = validateHeader(h);
+    }
     if (e !== undefined) {
       e.detail = `${h.name}: ${e.detail}`;
       delete e.offset; // relative to the value, not the message
       return withContext(e, kind, method, headers);
     }
   }
-  for (const k of REQUIRED) {
-    let found = false;
-    for (let i = 0; i < headers.length; i++) {
-      if (headers[i].key === k) {
-        found = true;
-        break;
-      }
-    }
-    if (!found) return withContext(sipError('MISSING_HEADER', `missing ${k} header`), kind, method, headers);
+  // RFC 3261 §8.1.1: To, From, CSeq, Call-ID, Max-Forwards (not enforced: RFC 2543 peers) and Via.
+  const missing = !hasVia
+    ? 'Via'
+    : (seen & BIT_FROM) === 0
+      ? 'From'
+      : (seen & BIT_TO) === 0
+        ? 'To'
+        : (seen & BIT_CALL_ID) === 0
+          ? 'Call-ID'
+          : (seen & BIT_CSEQ) === 0
+            ? 'CSeq'
+            : undefined;
+  if (missing !== undefined) {
+    return withContext(sipError('MISSING_HEADER', `missing ${missing} header`), kind, method, headers);
   }
-  if (kind === 'request') {
-    let cseqValue = '';
-    for (let i = 0; i < headers.length; i++) {
-      if (headers[i].key === 'cseq') {
-        cseqValue = headers[i].value;
-        break;
-      }
-    }
-    const cs = parseCSeq(cseqValue);
-    if (cs.ok && cs.value.method !== method) {
-      return withContext(
-        sipError('CSEQ_METHOD_MISMATCH', `CSeq method ${cs.value.method} differs from ${method as string}`),
-        kind,
-        method,
-        headers,
-      );
-    }
+  if (kind === 'request' && cseqMethod !== method) {
+    return withContext(
+      sipError('CSEQ_METHOD_MISMATCH', `CSeq method ${cseqMethod as string} differs from ${method as string}`),
+      kind,
+      method,
+      headers,
+    );
   }
 
   // ---- body ----

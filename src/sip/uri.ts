@@ -198,6 +198,7 @@ function readUriParams(s: string, pos: number, params: Record<string, string | n
 
 function readUriHeaders(s: string, pos: number, headers: Record<string, string>): boolean {
   const n = s.length;
+  if (pos >= n) return false;
   let i = pos;
   while (i < n) {
     const hs = i;

@@ -2,15 +2,8 @@
  * In-process location store (RFC 3261 §10): a `Map` from AOR to its binding set. Nothing
  * survives a restart; use it for tests, benchmarks and `store: memory:`.
  */
+import { copyBinding, copyBindings } from './copy.js';
 import type { Binding, LocationStore } from './types.js';
-
-/** Shallow copy of a binding so callers cannot mutate stored state (arrays copied too). */
-function copyBinding(b: Binding): Binding {
-  const c: Binding = { ...b, received: { ...b.received } };
-  if (b.natTests !== undefined) c.natTests = b.natTests.slice();
-  if (b.path !== undefined) c.path = b.path.slice();
-  return c;
-}
 
 /**
  * {@link LocationStore} kept in memory. Reads and writes copy bindings, so stored state is
@@ -24,10 +17,7 @@ export class MemoryLocationStore implements LocationStore {
   async getBindings(aor: string): Promise<Binding[]> {
     this.assertOpen();
     const list = this.aors.get(aor);
-    if (list === undefined) return [];
-    const out = new Array<Binding>(list.length);
-    for (let i = 0; i < list.length; i++) out[i] = copyBinding(list[i]);
-    return out;
+    return list === undefined ? [] : copyBindings(list);
   }
 
   /** Replaces the binding set of `aor`; an empty array removes the AOR. */
@@ -37,9 +27,7 @@ export class MemoryLocationStore implements LocationStore {
       this.aors.delete(aor);
       return;
     }
-    const copy = new Array<Binding>(bindings.length);
-    for (let i = 0; i < bindings.length; i++) copy[i] = copyBinding(bindings[i]);
-    this.aors.set(aor, copy);
+    this.aors.set(aor, copyBindings(bindings));
   }
 
   /** Every binding of every AOR. */

@@ -8,13 +8,17 @@
  * - Every statement is prepared once in the constructor.
  * - `schema_version` holds one row with the schema version; older files are migrated forward,
  *   newer ones are refused (a downgrade would silently misread them).
- * - better-sqlite3 is synchronous: each call runs to completion on the event loop, so
- *   `setBindings` is atomic with respect to every other call of this process.
+ * - Group commit: `setBindings` calls made in the same event-loop turn are written in one
+ *   transaction at the next `setImmediate`, and each promise resolves only once its write is
+ *   committed. Under load (many REGISTERs per turn) this turns hundreds of commits into one.
+ *   Reads see pending writes, so the store behaves as if every write were immediate. When a
+ *   batch fails, its AORs are retried one transaction each, so one bad write fails alone.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { TransportProto } from '../transport/types.js';
+import { copyBindings } from './copy.js';
 import type { Binding, LocationStore } from './types.js';
 
 /** Schema version this code writes. Bump it and append to {@link MIGRATIONS} when the table changes. */
@@ -97,6 +101,17 @@ function rowToBinding(r: Row): Binding {
 export interface SqliteStoreOptions {
   /** How long (ms) a write waits for another process holding the lock. Default 5000. */
   busyTimeoutMs?: number;
+  /**
+   * SQLite `synchronous` level. `NORMAL` (default) survives process crashes; `FULL` also the
+   * last commits on power loss; `OFF` is fastest and may lose (or, on power loss, damage) the file.
+   */
+  synchronous?: 'OFF' | 'NORMAL' | 'FULL';
+}
+
+/** A write waiting for the next group commit. */
+interface PendingWrite {
+  bindings: Binding[];
+  waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
 }
 
 /**
@@ -113,6 +128,11 @@ export class SqliteLocationStore implements LocationStore {
   private readonly insert: Database.Statement<unknown[]>;
   private readonly deleteExpired: Database.Statement<[number]>;
   private readonly replace: (aor: string, bindings: Binding[]) => void;
+  private readonly replaceMany: (writes: Map<string, PendingWrite>) => void;
+  /** Writes not yet committed, by AOR (the latest set wins). */
+  private pending = new Map<string, PendingWrite>();
+  private flushScheduled = false;
+  private closed = false;
 
   /**
    * Opens (creating when missing, parent directories included) and migrates the database.
@@ -126,7 +146,7 @@ export class SqliteLocationStore implements LocationStore {
     this.db = new Database(filename);
     try {
       if (!inMemory) this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
       this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
       migrate(this.db, filename);
     } catch (err) {
@@ -140,38 +160,17 @@ export class SqliteLocationStore implements LocationStore {
       `INSERT INTO bindings (aor, seq, ${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.deleteExpired = this.db.prepare<[number]>('DELETE FROM bindings WHERE expires_at <= ?');
-    this.replace = this.db.transaction((aor: string, bindings: Binding[]) => {
-      this.deleteAor.run(aor);
-      for (let i = 0; i < bindings.length; i++) {
-        const b = bindings[i];
-        const rcv = b.received;
-        this.insert.run(
-          aor,
-          i,
-          b.contact,
-          b.expiresAt,
-          b.q,
-          b.callId,
-          b.cseq,
-          b.instanceId ?? null,
-          b.regId ?? null,
-          rcv.transport,
-          rcv.address,
-          rcv.port,
-          rcv.socketId,
-          rcv.connectionId ?? null,
-          b.nat ? 1 : 0,
-          b.natTests === undefined ? null : JSON.stringify(b.natTests),
-          b.userAgent ?? null,
-          b.path === undefined ? null : JSON.stringify(b.path),
-          b.updatedAt,
-        );
-      }
+    this.replace = this.db.transaction((aor: string, bindings: Binding[]) => this.write(aor, bindings));
+    this.replaceMany = this.db.transaction((writes: Map<string, PendingWrite>) => {
+      for (const [aor, w] of writes) this.write(aor, w.bindings);
     });
   }
 
-  /** Bindings of `aor` in stored order, including expired ones not yet purged. */
+  /** Bindings of `aor` in stored order, including expired ones not yet purged (pending writes included). */
   async getBindings(aor: string): Promise<Binding[]> {
+    this.assertOpen();
+    const p = this.pending.get(aor);
+    if (p !== undefined) return copyBindings(p.bindings);
     const rows = this.selectAor.all(aor);
     const out = new Array<Binding>(rows.length);
     for (let i = 0; i < rows.length; i++) out[i] = rowToBinding(rows[i]);
@@ -179,15 +178,31 @@ export class SqliteLocationStore implements LocationStore {
   }
 
   /**
-   * Replaces the binding set of `aor` in one transaction (an empty array removes the AOR).
+   * Replaces the binding set of `aor` atomically (an empty array removes the AOR). Resolves
+   * once committed (group commit, see the module comment); rejects with the SQLite error.
    * The stored `aor` column is the `aor` argument.
    */
-  async setBindings(aor: string, bindings: Binding[]): Promise<void> {
-    this.replace(aor, bindings);
+  setBindings(aor: string, bindings: Binding[]): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('location store is closed'));
+    return new Promise<void>((resolve, reject) => {
+      const copy = copyBindings(bindings);
+      const p = this.pending.get(aor);
+      if (p === undefined) this.pending.set(aor, { bindings: copy, waiters: [{ resolve, reject }] });
+      else {
+        p.bindings = copy;
+        p.waiters.push({ resolve, reject });
+      }
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(this.flushBound);
+      }
+    });
   }
 
   /** Every binding of every AOR, grouped by AOR. */
   async allBindings(): Promise<Binding[]> {
+    this.assertOpen();
+    this.flush();
     const rows = this.selectAll.all();
     const out = new Array<Binding>(rows.length);
     for (let i = 0; i < rows.length; i++) out[i] = rowToBinding(rows[i]);
@@ -200,12 +215,83 @@ export class SqliteLocationStore implements LocationStore {
    * @returns number of bindings removed
    */
   async purgeExpired(nowMs: number): Promise<number> {
+    this.assertOpen();
+    this.flush();
     return this.deleteExpired.run(nowMs).changes;
   }
 
-  /** Closes the database (checkpointing the WAL). Idempotent. */
+  /** Commits pending writes, then closes the database (checkpointing the WAL). Idempotent. */
   async close(): Promise<void> {
-    if (this.db.open) this.db.close();
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    this.db.close();
+  }
+
+  private readonly flushBound = (): void => this.flush();
+
+  /** Commits every pending write: one transaction, or one per AOR when the batch fails. */
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.pending.size === 0) return;
+    const batch = this.pending;
+    this.pending = new Map();
+    try {
+      if (batch.size === 1) {
+        const [aor, w] = batch.entries().next().value as [string, PendingWrite];
+        this.replace(aor, w.bindings);
+      } else this.replaceMany(batch);
+    } catch (err) {
+      if (batch.size === 1) {
+        for (const w of batch.values()) for (const x of w.waiters) x.reject(err);
+        return;
+      }
+      for (const [aor, w] of batch) {
+        try {
+          this.replace(aor, w.bindings);
+        } catch (e) {
+          for (const x of w.waiters) x.reject(e);
+          continue;
+        }
+        for (const x of w.waiters) x.resolve();
+      }
+      return;
+    }
+    for (const w of batch.values()) for (const x of w.waiters) x.resolve();
+  }
+
+  /** Deletes and re-inserts the binding set of one AOR (inside a transaction). */
+  private write(aor: string, bindings: Binding[]): void {
+    this.deleteAor.run(aor);
+    for (let i = 0; i < bindings.length; i++) {
+      const b = bindings[i];
+      const rcv = b.received;
+      this.insert.run(
+        aor,
+        i,
+        b.contact,
+        b.expiresAt,
+        b.q,
+        b.callId,
+        b.cseq,
+        b.instanceId ?? null,
+        b.regId ?? null,
+        rcv.transport,
+        rcv.address,
+        rcv.port,
+        rcv.socketId,
+        rcv.connectionId ?? null,
+        b.nat ? 1 : 0,
+        b.natTests === undefined ? null : JSON.stringify(b.natTests),
+        b.userAgent ?? null,
+        b.path === undefined ? null : JSON.stringify(b.path),
+        b.updatedAt,
+      );
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('location store is closed');
   }
 }
 

@@ -236,6 +236,7 @@ describe('each bad value names its key path', () => {
   it('bad public address values', () => {
     oneError('publicAddress: { ip: 203.0.113.300 }', 'publicAddress.ip', /not an IPv4 or IPv6/);
     oneError('publicAddress: { host: "bad host" }', 'publicAddress.host', /host name/);
+    oneError('publicAddress: { host: 203.0.113.10 }', 'publicAddress.host', /use publicAddress\.ip/);
     oneError('publicAddress: { discover: [aws, openstack] }', 'publicAddress.discover.1', /one of aws, gcp, azure, stun/);
     oneError('publicAddress: { discover: [] }', 'publicAddress.discover', /at least 1 entry/);
     oneError('publicAddress: { discover: [stun, stun] }', 'publicAddress.discover.1', /twice/);

@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { HOST, freePort, startEdge, type EdgeProcess, type User } from '../helpers/edge.js';
 import { describe as describeSipp, requireSipp, runSipp, startSippServer, type SippOptions, type SippResult } from '../helpers/sipp.js';
 import { exchange } from '../helpers/udp.js';
+import type { PeerRow } from '../../src/edge-api.js';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'rfc4475', 'invalid');
 
@@ -146,6 +147,17 @@ describe('sipedge end to end: registrar + stateful proxy with SIPp phones', () =
     assertAllSucceeded(wrong, 1, 'REGISTER 1002 with a wrong password must be refused (401/403), never 200');
     const unknown = await register({ username: '9999', password: 'whatever' }, spare, { scenario: 'register_wrongpw' });
     assertAllSucceeded(unknown, 1, 'REGISTER of an unknown user 9999 must be refused, never 200');
+
+    // The admin API lists the two bindings, and nothing from the refused REGISTERs.
+    const peers = await edge.fetchJson<PeerRow[]>('/api/peers');
+    const listing = JSON.stringify(peers, null, 1);
+    for (const [user, port] of [[CALLER.username, callerPort], [CALLEE.username, calleePort]] as const) {
+      assert.ok(
+        peers.some((p) => p.aor.includes(`${user}@`) && p.contact.includes(`:${port}`)),
+        `GET /api/peers has no binding of ${user} at port ${port}:\n${listing}`,
+      );
+    }
+    assert.ok(!peers.some((p) => p.contact.includes(`:${spare}`) || p.aor.includes('9999@')), `a refused REGISTER created a binding:\n${listing}`);
   });
 
   e2e('(b) 100 calls 1001 -> 1002 through the edge at 20 calls/s: 0 failed', async () => {
@@ -153,6 +165,11 @@ describe('sipedge end to end: registrar + stateful proxy with SIPp phones', () =
     const { uac, uas } = await call('uac_auth', 'uas', CALLEE, calleePort, { calls, rate: 20, limit: 50, pauseMs: 500 });
     assertAllSucceeded(uac, calls, 'UAC 1001 (INVITE/407/ACK/INVITE+auth/100/180/200/ACK/BYE/200)');
     assertAllSucceeded(uas, calls, 'UAS 1002 (INVITE/180/200/ACK/BYE/200)');
+    // 100 and 180 are optional in uac_auth.xml (any callee may skip them); here every call has both:
+    // the edge's own 100 Trying to the authenticated INVITE, and the callee's 180 relayed.
+    const received = (msg: string) => uac.messages.filter((m) => m.dir === 'recv' && m.message === msg).map((m) => m.count);
+    assert.equal(received('100').at(-1), calls, `100 Trying to the authenticated INVITE: ${received('100')}\n${describeSipp(uac)}`);
+    assert.equal(received('180')[0], calls, `180 Ringing relayed to the caller: ${received('180')}\n${describeSipp(uac)}`);
   });
 
   e2e('(c1) CANCEL of a ringing call: the caller gets 200 for the CANCEL and 487 for the INVITE', async () => {

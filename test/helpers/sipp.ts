@@ -104,8 +104,21 @@ export interface SippResult {
   stderr: string;
   /** -trace_err contents (unexpected messages and errors), minus known harmless noise. */
   errors: string;
+  /** The message table of SIPp's final screen, one row per scenario element, in order. */
+  messages: MessageRow[];
   /** Paths of SIPp's output files. */
   files: { stat: string; errors: string; messages: string; screen: string };
+}
+
+/** A row of SIPp's message table: how often a scenario element was sent/received. */
+export interface MessageRow {
+  /** Method or status code (`INVITE`, `180`), or `Pause`. */
+  message: string;
+  dir: 'send' | 'recv' | 'pause';
+  count: number;
+  retrans: number;
+  /** Messages that arrived while this element was expected (recv rows). */
+  unexpected: number;
 }
 
 interface Prepared {
@@ -246,7 +259,7 @@ export async function startSippServer(opts: SippOptions & { localPort: number },
   throw new Error(`SIPp did not bind port ${opts.localPort} within ${readyTimeoutMs} ms\n${describe(r)}`);
 }
 
-function collect(r: Omit<SippResult, 'successful' | 'failed' | 'created' | 'stats' | 'errors'>): SippResult {
+function collect(r: Omit<SippResult, 'successful' | 'failed' | 'created' | 'stats' | 'errors' | 'messages'>): SippResult {
   const stats = readStatCsv(r.files.stat);
   const screen = readFile(r.files.screen) || r.stdout;
   const fromScreen = (label: string): number => {
@@ -274,7 +287,54 @@ function collect(r: Omit<SippResult, 'successful' | 'failed' | 'created' | 'stat
     failed: num('FailedCall(C)', 'Failed call'),
     created: num('TotalCallCreated', 'Total Calls created'),
     errors,
+    messages: parseMessageTable(screen),
   };
+}
+
+/**
+ * The last message table of a SIPp screen dump:
+ *
+ *                                  Messages  Retrans   Timeout   Unexpected-Msg
+ *       INVITE ---------->         100       0         0
+ *          200 <----------  E-RTD1 100       0         0         0
+ *        Pause [    500ms]         100                           0
+ *   ----------> INVITE             100       0         0         3          (server side)
+ */
+export function parseMessageTable(screen: string): MessageRow[] {
+  const start = screen.lastIndexOf('Messages  Retrans');
+  if (start < 0) return [];
+  const rows: MessageRow[] = [];
+  for (const line of screen.slice(start).split('\n').slice(1)) {
+    if (/^\s*(-+ |Last Error|={5,})/.test(line)) break; // "------- Waiting ...", next screen
+    let m = /^\s*(\S+) (-{10}>|<-{10})\s+(?:[EB]-RTD\d+\s+)?(.*)$/.exec(line); // client: NAME ---> / NAME <---
+    let message: string;
+    let dir: MessageRow['dir'];
+    let rest: string;
+    if (m) {
+      message = m[1];
+      dir = m[2].endsWith('>') ? 'send' : 'recv';
+      rest = m[3];
+    } else if ((m = /^\s*(-{10}>|<-{10}) (\S+)\s+(?:[EB]-RTD\d+\s+)?(.*)$/.exec(line))) {
+      message = m[2]; // server: ---> NAME (received) / <--- NAME (sent)
+      dir = m[1].endsWith('>') ? 'recv' : 'send';
+      rest = m[3];
+    } else if ((m = /^\s*(?:Pause \[[^\]]*\]|\[[^\]]*\] Pause)\s+(.*)$/.exec(line))) {
+      message = 'Pause';
+      dir = 'pause';
+      rest = m[1];
+    } else {
+      continue;
+    }
+    const nums = rest.trim().split(/\s+/).map(Number);
+    rows.push({
+      message,
+      dir,
+      count: nums[0] ?? 0,
+      retrans: dir === 'pause' ? 0 : (nums[1] ?? 0),
+      unexpected: dir === 'recv' ? (nums[3] ?? 0) : dir === 'pause' ? (nums[1] ?? 0) : 0,
+    });
+  }
+  return rows;
 }
 
 function readFile(p: string): string {

@@ -2,7 +2,7 @@
  * `sipedge start [-c FILE]`: runs the edge in the foreground.
  *
  * 1. Loads the config; on errors prints each `key.path: message` to stderr and exits 2.
- * 2. Imports `../edge.js` and calls `startEdge(config, { logger, configPath, metrics })`.
+ * 2. Imports `src/edge.ts` (lazily) and calls `startEdge(config, { logger, configPath, metrics })`.
  * 3. Starts the admin API (`api.listen`) unless `api.enabled: false`.
  * 4. SIGTERM / SIGINT: closes the API and `edge.close()`, then exits 0; a second signal
  *    while closing forces exit 1. SIGHUP: `edge.reload()` (calls keep running).
@@ -53,13 +53,12 @@ export interface StartOptions {
 
 const STOP_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
 
-/** Imports `startEdge` from `src/edge.ts` (built: `dist/edge.js`). */
+/** Imports `startEdge` from `src/edge.ts` (built: `dist/edge.js`); loaded lazily so `check`/`show` never load the SIP stack. */
 async function importEdgeModule(): Promise<StartEdge> {
-  // A computed specifier so this file type-checks before edge.ts exists; resolved relative to this module.
-  const spec = new URL('../../edge.js', import.meta.url).href;
-  const mod = (await import(spec)) as { startEdge?: StartEdge };
-  if (typeof mod.startEdge !== 'function') throw new Error(`${spec} does not export startEdge()`);
-  return mod.startEdge;
+  const mod = await import('../../edge.js');
+  // Compile-time check that edge.ts matches what the CLI passes.
+  const startEdge: StartEdge = mod.startEdge;
+  return startEdge;
 }
 
 /** Runs `start`; resolves to the exit code once the edge has stopped. */
