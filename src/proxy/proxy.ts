@@ -227,10 +227,17 @@ export class Proxy implements TransactionUser {
   onStrayAck(inbound: Inbound): void {
     // RFC 3261 §16.11 / RFC 6026: an ACK for a 2xx is forwarded statelessly along the route set.
     const ack = inbound.message as SipRequest;
+    // RFC 3261 §16.3 step 3: "If the Max-Forwards value is zero, the element MUST NOT forward
+    // the request." An ACK gets no response, so it is dropped.
+    const mf = getHeader(ack, 'max-forwards');
+    if (mf !== undefined && !(Number(mf) > 0)) return;
     const route = this.preprocessRoutes(ack);
     if (!route.ok) return;
     void this.nextHop(ack, route.token).then((target) => {
       if (!target) return;
+      // An ACK whose next hop is this edge (Request-URI naming us, no Route, no flow token)
+      // would come straight back as another stray ACK: drop it rather than loop.
+      if (this.self.isSelfHost(target.dest.address, target.dest.port)) return;
       const fwd = this.prepareForward(ack, target, inbound, this.statelessBranch(ack), false);
       if (!fwd) return;
       this.stats.statelessAcks++;
@@ -310,6 +317,11 @@ export class Proxy implements TransactionUser {
 
     const targets = await this.targets(tx, uri, route.token, local);
     if (!targets) return; // already answered
+    // RFC 3261 §16.10: "A proxy MUST cancel any pending client transactions associated with a
+    // response context when it receives a matching CANCEL request." A CANCEL processed while
+    // the targets were looked up (DNS, store) found no context yet and answered 487 itself:
+    // starting client transactions now would ring a phone that nobody will ever CANCEL.
+    if (tx.lastResponse !== undefined && tx.lastResponse.status >= 200) return;
     this.proxy(tx, targets);
   }
 

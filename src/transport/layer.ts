@@ -156,7 +156,11 @@ export class TransportLayer implements TransactionTransport {
   private readonly tcpSocks: Sock[] = [];
   private readonly conns = new Map<number, Conn>();
   private readonly connsByKey = new Map<string, Conn>();
-  private nextConnId = 1;
+  /**
+   * Connection ids are stored with bindings (SQLite survives restarts), so they must not repeat
+   * across process lifetimes: start from the wall clock in µs, which only grows.
+   */
+  private nextConnId = Date.now() * 1000;
   private sweepTimer: TimerHandle | undefined;
   private started = false;
   private closed = false;
