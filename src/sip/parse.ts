@@ -268,11 +268,13 @@ function withContext(
  *
  * - Leading CR/LF octets are skipped (§7.5); line ends may be CRLF or bare LF; folded lines
  *   are joined with a single SP (§7.3.1); header names may be followed by LWS before `:`.
+ * - Input that is empty or only CR/LF octets (a keepalive, RFC 5626 §3.5.1) returns `EMPTY`
+ *   with `offset` = its length: drop it silently.
  * - Datagram mode (default): octets after the body are ignored (RFC 4475 §3.1.1.8); with no
  *   Content-Length the body is the rest of the datagram (§18.3); a header section that runs to
  *   the end without an empty line is accepted.
  * - Stream mode: Content-Length is required (§18.3, `MISSING_HEADER`) and an unfinished
- *   message returns `INCOMPLETE` (only CR/LF octets so far: `EMPTY` with `offset` = their count).
+ *   message returns `INCOMPLETE` (with kind and method when only the body is missing).
  * - Validation: exact start line (single SP, no trailing SP: `BAD_START_LINE`; token method:
  *   `BAD_METHOD`; Request-URI without `<>`/LWS/escaped headers: `BAD_REQUEST_URI`; version
  *   `SIP/2.0` else `BAD_VERSION` 505; status 3 digits 100–699: `BAD_STATUS_CODE`), header

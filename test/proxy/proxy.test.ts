@@ -469,6 +469,18 @@ describe('no target', () => {
     assert.equal(getHeader(r480.msg, 'call-id'), b.callId);
     ackNon2xx(caller, b, r480.msg);
   });
+
+  test('a contact no socket can reach: 500 (from 503, §16.7 step 6) with a To tag', async () => {
+    const u = await ua('v6-contact');
+    await registerOk(u, '1008', { contact: '<sip:1008@[::1]:5099>', expires: 120 });
+    const caller = await ua('caller-v6');
+    const inv = await authedInvite(caller, '1001', `sip:1008@${domain}`);
+    const fin = await caller.nextFinal('INVITE');
+    assert.equal(fin.msg.status, 500);
+    assert.ok(tagOf(getHeader(fin.msg, 'to')), 'To tag on a response the edge generated');
+    ackNon2xx(caller, inv, fin.msg);
+    await registerOk(u, '1008', { contact: '<sip:1008@[::1]:5099>', expires: 0 });
+  });
 });
 
 // ------------------------------------------------------------------ 4. §16.3 request validation
@@ -503,6 +515,29 @@ describe('request validation (RFC 3261 §16.3)', () => {
     assert.equal(edge.proxy.stats.forwarded, after, 'no more forwarding');
     assert.equal(edge.proxy.activeContexts, 0);
     await registerOk(self, '1006', { contact: `<sip:1006@${domain}>`, expires: 0 });
+  });
+
+  test('a stray ACK naming the edge is not forwarded to itself; Max-Forwards: 0 stops an ACK', async () => {
+    const u = await ua('stray-ack');
+    const target = await ua('stray-ack-target');
+    const ack = (ruri: string, mf: number): string =>
+      [`ACK ${ruri} SIP/2.0`, `Via: ${u.via()}`, `Max-Forwards: ${mf}`, `From: <sip:1001@${domain}>;tag=${rand(4)}`, `To: <sip:1002@${domain}>;tag=${rand(4)}`, `Call-ID: ${rand(6)}`, 'CSeq: 1 ACK'].join('\n');
+    const received = edge.transport.stats().received;
+    const acks = edge.proxy.stats.statelessAcks;
+    u.send(ack(`sip:1001@${domain}`, 70), port);
+    u.send(ack(`sip:${domain}`, 70), port);
+    await sleep(300);
+    console.log('DBG', edge.proxy.stats.statelessAcks - acks, JSON.stringify(edge.transport.stats()));
+    assert.equal(edge.proxy.stats.statelessAcks - acks, 0, 'no ACK forwarded to the edge itself');
+    assert.equal(edge.transport.stats().received - received, 2, 'the edge received only our two ACKs');
+    // RFC 3261 §16.3 step 3: Max-Forwards 0 is never forwarded (an ACK is just dropped).
+    u.send(ack(target.contact('x'), 0), port);
+    await target.none((m) => m.type === 'request' && m.method === 'ACK', 200, 'ACK with Max-Forwards: 0');
+    // Control: the same ACK with Max-Forwards 5 is forwarded statelessly, decremented.
+    u.send(ack(target.contact('x'), 5), port);
+    const got = await target.nextRequest('ACK');
+    assert.equal(getHeader(got.msg, 'max-forwards'), '4');
+    assertOurVia(got.msg);
   });
 
   test('an unknown Request-URI scheme gets 416', async () => {
@@ -697,6 +732,32 @@ describe('CANCEL (RFC 3261 §16.10)', () => {
     await callee.none((m) => m.type === 'request' && m.method === 'ACK', 200, 'a second ACK');
     await registerOk(callee, '1002', { callId: `reg-cancel-${callee.port}`, expires: 0 });
   });
+  test('a CANCEL after the callee sent only 100 Trying is forwarded at once', async () => {
+    const callee = await ua('cancel-100-callee');
+    await registerOk(callee, '1008', { expires: 120 });
+    const caller = await ua('cancel-100-caller');
+    const inv = await authedInvite(caller, '1001', `sip:1008@${domain}`);
+    const got = await callee.nextRequest('INVITE');
+    // RFC 3261 §9.1: the CANCEL may be sent once any provisional response (100 included) arrived.
+    callee.reply(got, 100, 'Trying');
+    await sleep(50);
+    caller.send(
+      [`CANCEL ${inv.ruri} SIP/2.0`, `Via: ${caller.via(inv.branch)}`, 'Max-Forwards: 70', `From: ${inv.from}`, `To: ${inv.to}`, `Call-ID: ${inv.callId}`, `CSeq: ${inv.cseq} CANCEL`].join('\n'),
+      port,
+    );
+    assert.equal((await caller.nextResponse('CANCEL')).msg.status, 200);
+    const cancel = await callee.nextRequest('CANCEL', 1000);
+    assert.equal(viaOf(getHeaderValues(cancel.msg, 'via')[0]).params.branch, viaOf(getHeaderValues(got.msg, 'via')[0]).params.branch);
+    const toTag = rand(4);
+    callee.reply(cancel, 200, 'OK');
+    callee.reply(got, 487, 'Request Terminated', { toTag });
+    const fin = await caller.nextFinal('INVITE');
+    assert.equal(fin.msg.status, 487);
+    ackNon2xx(caller, inv, fin.msg);
+    await callee.nextRequest('ACK');
+    await registerOk(callee, '1008', { expires: 0 });
+  });
+
   test('CANCEL while the target is still being resolved: the INVITE is never forwarded', async (t) => {
     // The proxy resolves a host name target asynchronously (DNS); a CANCEL processed in that
     // window must stop the request, not only answer 487 upstream.
@@ -722,6 +783,7 @@ describe('CANCEL (RFC 3261 §16.10)', () => {
     assert.equal(cOk.msg.status, 200);
     const fin = await caller.nextFinal('INVITE');
     assert.equal(fin.msg.status, 487);
+    assert.ok(tagOf(getHeader(fin.msg, 'to')), 'a final response generated by the edge carries a To tag (RFC 3261 §8.2.6.2)');
     ackNon2xx(caller, inv, fin.msg);
     await far.none((m) => m.type === 'request' && m.method === 'INVITE', 400, 'INVITE forwarded after it was cancelled');
   });
