@@ -90,7 +90,8 @@ export interface ProxyStats {
 }
 
 const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);
-const NO_AUTH_METHODS = new Set(['ACK', 'CANCEL', 'REGISTER', 'OPTIONS']);
+/** Methods never challenged: ACK and CANCEL cannot be (RFC 3261 §22.1); REGISTER is the registrar's. */
+const NO_AUTH_METHODS = new Set(['ACK', 'CANCEL', 'REGISTER']);
 const SUPPORTED_OPTIONS: ReadonlySet<string> = new Set(['path', 'outbound']);
 
 /** One forwarding target (RFC 3261 §16.5). */
@@ -232,7 +233,9 @@ export class Proxy implements TransactionUser {
     const mf = getHeader(ack, 'max-forwards');
     if (mf !== undefined && !(Number(mf) > 0)) return;
     const route = this.preprocessRoutes(ack);
-    if (!route.ok) return;
+    // Only ACKs that follow our Record-Route (an authenticated flow token) are relayed: anything
+    // else would make the edge an open relay for ACKs.
+    if (!route.ok || !route.token) return;
     void this.nextHop(ack, route.token).then((target) => {
       if (!target) return;
       // An ACK whose next hop is this edge (Request-URI naming us, no Route, no flow token)
@@ -300,7 +303,8 @@ export class Proxy implements TransactionUser {
     const inDialog = tagOf(getHeader(req, 'to')) !== undefined;
     const local = !hasRoute && !route.token && this.isLocalDomain(uri);
 
-    if (req.method === 'REGISTER' && !hasRoute && (local || this.domains.size === 0)) {
+    // A REGISTER is never relayed: the registrar answers it (404 for a domain it does not serve).
+    if (req.method === 'REGISTER' && !hasRoute) {
       const nat = detectNat(req, tx.inbound.flow.remote, this.settings.natClients);
       const res = await this.registrar.handleRegister(req, tx.inbound.flow, nat);
       return this.respond(tx, res);
@@ -308,7 +312,12 @@ export class Proxy implements TransactionUser {
     if (local && uri.user === undefined) return this.handleLocal(tx);
 
     // §22.3: only known accounts place calls: out-of-dialog requests need Proxy-Authorization.
-    if (this.auth && !inDialog && !NO_AUTH_METHODS.has(req.method)) {
+    // "In dialog" counts only when the request follows our Record-Route (an authenticated flow
+    // token): a To tag alone is the sender's word and would make the edge an open relay.
+    const ourDialog = inDialog && route.token !== undefined;
+    // An OPTIONS to one of our users (qualify between phones) is not a relay; elsewhere it is.
+    const exempt = NO_AUTH_METHODS.has(req.method) || (req.method === 'OPTIONS' && local);
+    if (this.auth && !ourDialog && !exempt) {
       const r = this.auth.verify(req, 'proxy-authorization');
       if (!r.ok) return this.challenge(tx, r);
       const fromUser = this.fromUser(req);

@@ -168,7 +168,12 @@ export function createResponse(
   };
 }
 
-const NEEDED = ['via', 'from', 'to', 'call-id', 'cseq'];
+/**
+ * Only a Via is needed to route a response back (RFC 3261 §18.2.2). RFC 4475 §3.3.1 (insuf):
+ * a request missing Call-ID/From/To should "ideally" be answered 400, so the response copies
+ * whatever of From/To/Call-ID/CSeq is present.
+ */
+const NEEDED = ['via'];
 
 /**
  * The response to send for a request that failed to parse (RFC 3261 §8.2.6, §16.3; RFC 4475

@@ -393,10 +393,8 @@ function hmac(alg: 'sha1' | 'sha256', key: Buffer, data: Buffer): Buffer {
 
 let crcTable: Uint32Array | undefined;
 
-/** IEEE 802.3 CRC-32 (the one FINGERPRINT uses); `zlib.crc32` when the runtime has it (Node ≥ 20.15). */
-export function crc32(data: Uint8Array): number {
-  const native = (zlib as { crc32?: (d: Uint8Array) => number }).crc32;
-  if (typeof native === 'function') return native(data) >>> 0;
+/** Table-driven IEEE 802.3 CRC-32, for runtimes without `zlib.crc32` (Node < 20.15). */
+export function crc32Portable(data: Uint8Array): number {
   if (!crcTable) {
     crcTable = new Uint32Array(256);
     for (let n = 0; n < 256; n++) {
@@ -408,6 +406,16 @@ export function crc32(data: Uint8Array): number {
   let crc = 0xffffffff;
   for (let i = 0; i < data.length; i++) crc = crcTable[(crc ^ data[i]) & 0xff] ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
+}
+
+const nativeCrc32 = (zlib as { crc32?: (d: Uint8Array) => number }).crc32;
+
+/**
+ * IEEE 802.3 CRC-32, the one FINGERPRINT uses (RFC 8489 §14.7 via ITU-T V.42): `zlib.crc32` when
+ * the runtime has it (Node ≥ 20.15 / 22.2), else {@link crc32Portable}.
+ */
+export function crc32(data: Uint8Array): number {
+  return typeof nativeCrc32 === 'function' ? nativeCrc32(data) >>> 0 : crc32Portable(data);
 }
 
 /**

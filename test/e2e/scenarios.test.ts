@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { test } from 'node:test';
-import { freePort } from '../helpers/edge.js';
+import { freePort, makeTempDir } from '../helpers/edge.js';
 import { SCENARIO_DIR, describe as describeSipp, requireSipp, runSipp, startSippServer } from '../helpers/sipp.js';
 
 const KEYS = ['-key', 'domain', '127.0.0.1', '-key', 'caller', '1001', '-key', 'contact', '127.0.0.1:5060', '-key', 'expires', '60'];
@@ -29,9 +29,11 @@ test('every SIPp scenario in test/e2e/scenarios loads (sipp -m 0)', () => {
 test('uas.xml answers SIPp\'s built-in uac directly on loopback', async () => {
   requireSipp();
   const port = await freePort({ udp: true, tcp: false });
-  const uas = await startSippServer({ scenario: 'uas', localPort: port, timeoutMs: 30_000 });
-  const uac = await runSipp({ builtin: 'uac', remote: `127.0.0.1:${port}`, calls: 3, rate: 10, pauseMs: 100, timeoutMs: 30_000 });
+  const dir = makeTempDir('sipedge-sipp');
+  const uas = await startSippServer({ scenario: 'uas', localPort: port, timeoutMs: 30_000, dir });
+  const uac = await runSipp({ builtin: 'uac', remote: `127.0.0.1:${port}`, calls: 3, rate: 10, pauseMs: 100, timeoutMs: 30_000, dir });
   const server = await uas.stop();
+  if (uac.failed === 0 && server.failed === 0) fs.rmSync(dir, { recursive: true, force: true });
   assert.equal(uac.failed, 0, describeSipp(uac));
   assert.equal(uac.successful, 3, describeSipp(uac));
   assert.equal(server.successful, 3, describeSipp(server));

@@ -337,6 +337,24 @@ describe('a call through the proxy', () => {
     await callee.none((m) => m.type === 'request' && m.method === 'INVITE', 200, 'INVITE at the callee');
   });
 
+  test('a forged To tag does not bypass authentication (no open relay)', async () => {
+    const outsider = await ua('outsider');
+    const far = await ua('far-gateway');
+    // To a registered user, and to a foreign host (a gateway), each "in dialog" by a made-up To tag.
+    for (const [ruri, victim] of [
+      [`sip:1002@${domain}`, callee],
+      [`sip:+15551234567@${far.hostport}`, far],
+    ] as const) {
+      const inv = newInvite('1001', ruri);
+      inv.to = `${inv.to};tag=forged${rand(2)}`;
+      outsider.send(inviteText(outsider, '1001', inv), port);
+      const res = await outsider.nextFinal('INVITE');
+      assert.ok(res.msg.status === 407 || res.msg.status === 403 || res.msg.status === 404, `${ruri}: ${res.msg.status} ${res.msg.reason}`);
+      ackNon2xx(outsider, inv, res.msg);
+      await victim.none((m) => m.type === 'request' && m.method === 'INVITE', 200, `unauthenticated INVITE forwarded to ${ruri}`);
+    }
+  });
+
   /** Establishes a call 1001 → 1002 and checks every hop on the way. */
   async function establish(): Promise<Dialog> {
     caller.clear();
@@ -517,7 +535,7 @@ describe('request validation (RFC 3261 §16.3)', () => {
     await registerOk(self, '1006', { contact: `<sip:1006@${domain}>`, expires: 0 });
   });
 
-  test('a stray ACK naming the edge is not forwarded to itself; Max-Forwards: 0 stops an ACK', async () => {
+  test('a stray ACK naming the edge is not forwarded to itself; ACKs without our flow token are not relayed', async () => {
     const u = await ua('stray-ack');
     const target = await ua('stray-ack-target');
     const ack = (ruri: string, mf: number): string =>
@@ -527,17 +545,16 @@ describe('request validation (RFC 3261 §16.3)', () => {
     u.send(ack(`sip:1001@${domain}`, 70), port);
     u.send(ack(`sip:${domain}`, 70), port);
     await sleep(300);
-    console.log('DBG', edge.proxy.stats.statelessAcks - acks, JSON.stringify(edge.transport.stats()));
     assert.equal(edge.proxy.stats.statelessAcks - acks, 0, 'no ACK forwarded to the edge itself');
     assert.equal(edge.transport.stats().received - received, 2, 'the edge received only our two ACKs');
     // RFC 3261 §16.3 step 3: Max-Forwards 0 is never forwarded (an ACK is just dropped).
     u.send(ack(target.contact('x'), 0), port);
     await target.none((m) => m.type === 'request' && m.method === 'ACK', 200, 'ACK with Max-Forwards: 0');
-    // Control: the same ACK with Max-Forwards 5 is forwarded statelessly, decremented.
+    // Open-relay protection: an ACK that does not follow our Record-Route (no flow token) is
+    // not relayed to a foreign target either, whatever its Max-Forwards.
     u.send(ack(target.contact('x'), 5), port);
-    const got = await target.nextRequest('ACK');
-    assert.equal(getHeader(got.msg, 'max-forwards'), '4');
-    assertOurVia(got.msg);
+    await target.none((m) => m.type === 'request' && m.method === 'ACK', 300, 'ACK without our flow token');
+    assert.equal(edge.proxy.stats.statelessAcks - acks, 0);
   });
 
   test('an unknown Request-URI scheme gets 416', async () => {
@@ -615,6 +632,8 @@ describe('forking (RFC 3261 §16.5–16.7)', () => {
     inDialog(caller, { method: 'ACK', target: lo.contact('1003'), routes, from: inv.from, to: getHeader(fin.msg, 'to') ?? '', callId: inv.callId, cseq: inv.cseq });
     await lo.nextRequest('ACK');
     assert.equal(caller.inbox.find((r) => r.msg.type === 'response' && r.msg.status === 486), undefined);
+    await registerOk(hi, '1003', { expires: 0 });
+    await registerOk(lo, '1003', { expires: 0 });
   });
 
   test('parallel for equal q: both ring; one answers 200, the other gets CANCEL', async () => {
@@ -658,6 +677,8 @@ describe('forking (RFC 3261 §16.5–16.7)', () => {
     inDialog(caller, { method: 'ACK', target: a.contact('1004'), routes, from: inv.from, to: getHeader(ok.msg, 'to') ?? '', callId: inv.callId, cseq: inv.cseq });
     await a.nextRequest('ACK');
     await caller.none((m) => m.type === 'response' && cseqMethod(m) === 'INVITE' && m.status >= 300, 300, 'the 487 of the cancelled branch');
+    await registerOk(a, '1004', { expires: 0 });
+    await registerOk(b, '1004', { expires: 0 });
   });
 
   test('both branches reject: exactly one 4xx reaches the caller; the edge ACKs each branch', async () => {
@@ -681,6 +702,35 @@ describe('forking (RFC 3261 §16.5–16.7)', () => {
     assert.deepEqual(getHeaderValues(fin.msg, 'via').map((v) => viaOf(v).params.branch), [inv.branch]);
     ackNon2xx(caller, inv, fin.msg);
     await caller.none((m) => m.type === 'response' && cseqMethod(m) === 'INVITE' && m.status >= 200, 300, 'a second final response');
+    await registerOk(e, '1007', { expires: 0 });
+    await registerOk(f, '1007', { expires: 0 });
+  });
+
+  test('a 6xx on one branch cancels the others and is what the caller gets (§16.7 steps 5–6)', async () => {
+    const g = await ua('six-g');
+    const h = await ua('six-h');
+    await registerOk(g, '1007', { callId: `six-${g.port}` });
+    await registerOk(h, '1007', { callId: `six-${h.port}` });
+    const caller = await ua('caller-six');
+    const inv = await authedInvite(caller, '1001', `sip:1007@${domain}`);
+    const [ig, ih] = await Promise.all([g.nextRequest('INVITE'), h.nextRequest('INVITE')]);
+    const tagH = rand(4);
+    g.reply(ig, 180, 'Ringing', { toTag: rand(4), contactUser: '1007' });
+    h.reply(ih, 180, 'Ringing', { toTag: tagH, contactUser: '1007' });
+    await caller.nextResponse('INVITE', 180);
+    await caller.nextResponse('INVITE', 180);
+    g.reply(ig, 603, 'Decline', { toTag: rand(4) });
+    await g.nextRequest('ACK');
+    const cancel = await h.nextRequest('CANCEL');
+    h.reply(cancel, 200, 'OK');
+    h.reply(ih, 487, 'Request Terminated', { toTag: tagH });
+    await h.nextRequest('ACK');
+    const fin = await caller.nextFinal('INVITE');
+    assert.equal(fin.msg.status, 603, 'the 6xx is chosen over the 487');
+    ackNon2xx(caller, inv, fin.msg);
+    await caller.none((m) => m.type === 'response' && cseqMethod(m) === 'INVITE' && m.status >= 200, 200, 'a second final response');
+    await registerOk(g, '1007', { callId: `six-${g.port}`, expires: 0 });
+    await registerOk(h, '1007', { callId: `six-${h.port}`, expires: 0 });
   });
 });
 

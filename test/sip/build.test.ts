@@ -123,9 +123,17 @@ test('buildErrorResponse', () => {
   // responses are never answered
   const resp = parseMessage(Buffer.from('SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\nMax-Forwards: x\r\n\r\n'));
   assert.ok(!resp.ok && resp.kind === 'response' && buildErrorResponse(resp) === undefined);
-  // missing Call-ID: cannot answer
+  // missing Call-ID: still answered (RFC 4475 §3.3.1), with the headers that are there
   const nocid = parseMessage(Buffer.from(INVITE.replace('Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n', '')));
-  assert.ok(!nocid.ok && nocid.code === 'MISSING_HEADER' && buildErrorResponse(nocid) === undefined);
+  assert.ok(!nocid.ok && nocid.code === 'MISSING_HEADER');
+  const nr = buildErrorResponse(nocid);
+  assert.ok(nr);
+  assert.equal(nr.status, 400);
+  assert.equal(getHeader(nr, 'call-id'), undefined);
+  assert.equal(getHeaderValues(nr, 'via').length, 3);
+  // missing Via: cannot be routed back
+  const novia = parseMessage(Buffer.from(INVITE.replace(/(Via|v): [^\r]*\r\n/g, '')));
+  assert.ok(!novia.ok && buildErrorResponse(novia) === undefined);
 });
 
 test('ids: format, uniqueness', () => {

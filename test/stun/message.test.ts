@@ -6,6 +6,7 @@ import {
   StunAttr,
   StunMethod,
   crc32,
+  crc32Portable,
   decodeMessageType,
   decodeStun,
   encodeMessageType,
@@ -52,6 +53,10 @@ test('message type interleaves method and class bits (RFC 8489 §5)', () => {
 test('CRC-32 is the IEEE one (check value of "123456789")', () => {
   assert.equal(crc32(Buffer.from('123456789')), 0xcbf43926);
   assert.equal(crc32(Buffer.alloc(0)), 0);
+  // The table fallback (Node < 20.15) agrees with the native one.
+  const data = randomBytes(1000);
+  assert.equal(crc32Portable(Buffer.from('123456789')), 0xcbf43926);
+  assert.equal(crc32Portable(data), crc32(data));
 });
 
 test('isStunPacket demultiplexes STUN from SIP, CRLF keepalives, RTP and DTLS (RFC 7983)', () => {
@@ -240,5 +245,5 @@ test('fuzz: 2000 random and mutated datagrams never make the decoder, verifiers,
       judgeBindingResponse(input, TID);
     }, `seed ${seed} iteration ${i}: ${input.toString('hex')}`);
   }
-  assert.ok(decoded > 100, `only ${decoded} of 2000 fuzz inputs decoded; the fuzzer is too destructive`);
+  assert.ok(decoded > 200, `only ${decoded} of 2000 fuzz inputs decoded; the fuzzer is too destructive`);
 });

@@ -77,7 +77,7 @@ test('garbage and broken responses are dropped and counted, never answered', asy
     phone.send(Buffer.from([0xff, 0xfe, 0x00, 0x01]), lport);
     phone.send('\r\n\r\n', lport); // CRLF keep-alive: ignored
     phone.send('\r\n', lport);
-    phone.send('OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nContent-Length: 0\r\n\r\n', lport); // missing From/To/…: no response possible
+    phone.send('OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nContent-Length: 0\r\n\r\n', lport); // missing From/To/…: answered 400 with what is there (RFC 4475 §3.3.1)
     await rec.waitFor(() => {
       const st = layer.stats();
       return st.dropped >= 4 && st.keepalives >= 2;
@@ -86,7 +86,8 @@ test('garbage and broken responses are dropped and counted, never answered', asy
     phone.send(request(), lport);
     await rec.message(1);
     await new Promise((r) => setTimeout(r, 20));
-    assert.equal(phone.got.length, 0, 'nothing sent back');
+    assert.equal(phone.got.length, 1, 'only the request missing headers is answered');
+    assert.match(phone.got[0].data.toString(), /^SIP\/2\.0 400 /);
     const st = layer.stats();
     assert.equal(st.keepalives, 2);
     assert.equal(st.dropped, 4);

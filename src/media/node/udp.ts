@@ -6,21 +6,23 @@
  * defers every datagram by one `process.nextTick`.
  */
 import dgram from 'node:dgram';
+import dns from 'node:dns';
 import { isIP } from 'node:net';
 import type { MediaSocket, MediaSocketFactory, PacketHandler } from '../socket.js';
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
 
-/** dgram `lookup` for IP literals only (the relay never sends to names). */
-function literalLookup(hostname: string, _options: unknown, callback: LookupCallback): void {
-  const family = isIP(hostname);
-  if (family === 0) {
-    const err: NodeJS.ErrnoException = new Error(`not an IP address: ${hostname}`);
-    err.code = 'EINVAL';
-    callback(err, '', 0);
+/**
+ * dgram `lookup`: IP literals (everything the relay sends to) are answered synchronously; names
+ * (an rtpengine host given by name) go through `dns.lookup`.
+ */
+function literalLookup(hostname: string, family: unknown, callback: LookupCallback): void {
+  const v = isIP(hostname);
+  if (v !== 0) {
+    callback(null, hostname, v);
     return;
   }
-  callback(null, hostname, family);
+  dns.lookup(hostname, { family: family === 6 ? 6 : 4 }, (err, address, fam) => callback(err, address, fam));
 }
 
 class NodeMediaSocket implements MediaSocket {
