@@ -17,6 +17,11 @@ import { TransportLayer } from './transport/layer.js';
 import { TransactionLayer } from './transaction/layer.js';
 import { Proxy } from './proxy/proxy.js';
 import { parseCidrs, type AdvertiseContext } from './nat/advertise.js';
+import { PublicAddressManager } from './nat/public_address.js';
+import { KeepaliveScheduler, buildKeepaliveOptions, type OptionsResult } from './nat/keepalive.js';
+import { stunBindingResponse } from './stun/responder.js';
+import type { Binding } from './store/types.js';
+import type { Destination } from './transport/types.js';
 import { formatHostPort } from './sip/uri.js';
 
 /** Options of {@link startEdge}. */
@@ -29,11 +34,49 @@ export interface StartEdgeOptions {
   clock?: Clock;
 }
 
+/** The destination of a binding's received flow (where a NATed UA is reachable). */
+function receivedDest(b: Binding): Destination {
+  const r = b.received;
+  return { transport: r.transport, address: r.address, port: r.port, socketId: r.socketId, connectionId: r.connectionId };
+}
+
+/**
+ * Qualify: one OPTIONS to a binding's received flow (RFC 3261 §11); any final response counts
+ * as alive, a timeout (Timer F) or transport error as a miss.
+ */
+function sendKeepaliveOptions(b: Binding, proxy: Proxy, layer: TransactionLayer): Promise<OptionsResult> {
+  return new Promise((resolve) => {
+    const local = proxy.localAddressFor(b.received.socketId, b.received.address);
+    if (!local) return resolve({ answered: false });
+    const req = buildKeepaliveOptions(b, { ...local, transport: b.received.transport });
+    let done = false;
+    const fin = (r: OptionsResult): void => {
+      if (!done) {
+        done = true;
+        resolve(r);
+      }
+    };
+    try {
+      layer.sendRequest(req, receivedDest(b), {
+        onResponse: (res) => {
+          if (res.status >= 200) fin({ answered: true, status: res.status });
+        },
+        onTimeout: () => fin({ answered: false }),
+        onTransportError: () => fin({ answered: false }),
+        onTerminated: () => fin({ answered: false }),
+      });
+    } catch {
+      fin({ answered: false });
+    }
+  });
+}
+
 /** Interval of the expired-binding purge, ms. */
 const PURGE_INTERVAL_MS = 30_000;
 
-function advertiseContext(config: SipedgeConfig): AdvertiseContext {
-  return { publicAddress: config.publicAddress.ip, localnet: parseCidrs(config.localnet) };
+/** The inside/outside inputs: the current public address (fixed or discovered) and localnet. */
+function advertiseContext(config: SipedgeConfig, publicAddress: string | undefined): AdvertiseContext {
+  return { publicAddress, localnet: parseCidrs(config.localnet) };
 }
 
 /**
@@ -44,8 +87,11 @@ export class Edge implements EdgeApi {
   private closed = false;
   private readonly startedAt: number;
 
+  /** The effective configuration (replaced on reload). */
+  config: SipedgeConfig;
+
   private constructor(
-    private config: SipedgeConfig,
+    config: SipedgeConfig,
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly store: LocationStore,
@@ -53,8 +99,11 @@ export class Edge implements EdgeApi {
     readonly transactions: TransactionLayer,
     readonly proxy: Proxy,
     readonly registrar: Registrar,
+    readonly publicAddress: PublicAddressManager,
+    readonly keepalive: KeepaliveScheduler,
     private readonly configPath?: string,
   ) {
+    this.config = config;
     this.startedAt = clock.wallNow();
   }
 
@@ -63,6 +112,10 @@ export class Edge implements EdgeApi {
     const clock = opts.clock ?? new SystemClock();
     const log = opts.logger;
     const metrics = opts.metrics;
+    // Public address first (externip / externhost / cloud metadata / STUN): it never rejects;
+    // when every method fails it logs loudly and keeps retrying while we advertise the private one.
+    const publicAddress = new PublicAddressManager({ config: config.publicAddress, clock, logger: log });
+    await publicAddress.start();
     const store = await openLocationStore(config.store);
     const auth =
       config.users.length > 0
@@ -92,6 +145,9 @@ export class Edge implements EdgeApi {
           metrics?.sipMessagesReceived.inc({ kind: inbound.message.type === 'request' ? messageKind(inbound.message.method) : 'response' });
           late.layer?.receive(inbound);
         },
+        // RFC 5626 §4.4.2 / RFC 8489: a STUN Binding responder on every UDP SIP socket
+        // (first-byte demux), so UAs can keep their NAT binding and learn their mapped address.
+        onNonSip: (data, flow) => stunBindingResponse(data, flow.remote, { software: 'sipedge' }),
         onParseError: (err, flow) => {
           metrics?.sipParseErrors.inc({ code: err.code });
           log.debug({ code: err.code, detail: err.detail, from: formatHostPort(flow.remote.address, flow.remote.port) }, 'malformed SIP message');
@@ -111,7 +167,7 @@ export class Edge implements EdgeApi {
         natClients: config.nat.clients,
         timerCMs: 181_000,
       },
-      advertise: advertiseContext(config),
+      advertise: advertiseContext(config, publicAddress.address),
       logger: log,
     });
     const layer = new TransactionLayer({
@@ -127,10 +183,34 @@ export class Edge implements EdgeApi {
     } catch (err) {
       layer.close();
       await store.close();
+      await publicAddress.close();
       throw err;
     }
     proxy.attach(layer);
-    const edge = new Edge(config, clock, log, store, transport, layer, proxy, registrar, opts.configPath);
+    const keepalive = new KeepaliveScheduler({
+      clock,
+      store,
+      settings: config.nat.keepalive,
+      logger: log,
+      send: {
+        options: (b) => sendKeepaliveOptions(b, proxy, layer),
+        crlf: (b) => transport.sendRaw(Buffer.from('\r\n\r\n'), receivedDest(b)).ok,
+      },
+      onChange: (aor, contact, state) => log.info({ aor, contact, reachable: state }, 'peer reachability changed'),
+    });
+    proxy.onRegistered = (aor) => {
+      registrar
+        .lookup(aor)
+        .then((bindings) => keepalive.setAor(aor, bindings))
+        .catch((err: unknown) => log.warn({ err, aor }, 'keepalive update failed'));
+    };
+    await keepalive.start();
+    const edge = new Edge(config, clock, log, store, transport, layer, proxy, registrar, publicAddress, keepalive, opts.configPath);
+    // A new public address applies to new transactions and media sessions; nothing is dropped.
+    publicAddress.onChange((next, prev, source) => {
+      log.warn({ next, prev, source }, 'public address changed');
+      proxy.refreshSockets(advertiseContext(edge.config, next));
+    });
     edge.schedulePurge();
     log.info({ sockets: transport.sockets().map((s) => `${s.id}${s.boundPort !== s.port ? ` (port ${s.boundPort})` : ''}`) }, 'SIP sockets bound');
     return edge;
@@ -152,17 +232,36 @@ export class Edge implements EdgeApi {
 
   settings(): Record<string, unknown> {
     const c = this.config;
+    const pub = this.publicAddress.current();
+    const advertised = pub.address;
     return {
       sockets: this.transport.sockets().map((s) => ({
         id: s.id,
         transport: s.transport,
         bind: formatHostPort(s.address, s.boundPort),
-        advertised: s.advertised ? formatHostPort(s.advertised.host, s.advertised.port) : (c.publicAddress.ip ?? null),
+        // What peers outside localnet see: the socket's `as`, else the public address, else the bound one.
+        advertised: s.advertised
+          ? formatHostPort(s.advertised.host, s.advertised.port)
+          : advertised
+            ? formatHostPort(advertised, s.boundPort)
+            : formatHostPort(s.address, s.boundPort),
       })),
-      publicAddress: { ip: c.publicAddress.ip ?? null, source: c.publicAddress.ip ? 'config' : 'none' },
+      publicAddress: {
+        address: advertised ?? null,
+        source: pub.source,
+        mode: pub.mode,
+        lastRefresh: pub.lastRefresh ?? null,
+        nextRefresh: pub.nextRefresh ?? null,
+        refresh: c.publicAddress.refresh,
+        failing: pub.failing,
+        warning: pub.warning ?? (pub.failing ? 'public address unknown: ADVERTISING PRIVATE ADDRESS' : null),
+        lastError: pub.lastError ?? null,
+        changes: pub.changes,
+      },
+      aliases: c.aliases,
       localnet: c.localnet,
       nat: c.nat,
-      media: { relay: c.media.relay, ports: `${c.media.ports.low}-${c.media.ports.high}`, advertise: c.media.advertise ?? c.publicAddress.ip ?? null },
+      media: { relay: c.media.relay, ports: `${c.media.ports.low}-${c.media.ports.high}`, advertise: c.media.advertise ?? advertised ?? null },
       registrar: { domains: c.registrar.domains, realm: c.registrar.realm, expires: c.registrar.expires, maxContacts: c.registrar.maxContacts },
       store: c.store.replace(/\/\/[^@]*@/, '//***@'),
       startedAt: new Date(this.startedAt).toISOString(),
@@ -174,7 +273,9 @@ export class Edge implements EdgeApi {
     const all = await this.store.allBindings();
     return all
       .filter((b) => b.expiresAt > now)
-      .map((b) => ({
+      .map((b) => {
+        const ka = this.keepalive.statusOf(b);
+        return {
         aor: b.aor,
         contact: b.contact,
         received: formatHostPort(b.received.address, b.received.port),
@@ -184,9 +285,11 @@ export class Edge implements EdgeApi {
         natTests: b.natTests ?? [],
         expires: Math.max(0, Math.round((b.expiresAt - now) / 1000)),
         q: b.q,
-        reachable: 'unknown' as const,
+        reachable: ka?.reachable ?? ('unknown' as const),
+        rttMs: ka?.rttMs,
         userAgent: b.userAgent,
-      }));
+      };
+      });
   }
 
   calls(): CallRow[] {
@@ -198,7 +301,10 @@ export class Edge implements EdgeApi {
     const r = await loadConfig(this.configPath);
     if (!r.ok) return { ok: false, errors: r.errors.map((e) => `${e.path}: ${e.message}`) };
     this.config = r.config;
-    this.proxy.refreshSockets(advertiseContext(r.config));
+    // Re-discover the public address (the onChange listener applies a change); then apply localnet.
+    await this.publicAddress.refresh(r.config.publicAddress);
+    this.proxy.refreshSockets(advertiseContext(r.config, this.publicAddress.address));
+    await this.keepalive.updateSettings(r.config.nat.keepalive);
     this.log.info({ configPath: this.configPath }, 'configuration reloaded');
     return { ok: true };
   }
@@ -207,10 +313,12 @@ export class Edge implements EdgeApi {
     if (this.closed) return;
     this.closed = true;
     this.clock.clearTimer(this.purgeTimer);
+    this.keepalive.close();
     this.proxy.close();
     this.transactions.close();
     await this.transport.close();
     await this.store.close();
+    await this.publicAddress.close();
   }
 }
 

@@ -35,13 +35,15 @@ export interface CreateMediaOptions {
   learnWindowMs?: number;
   /** Fired once per call when media stopped for `timeoutSec`. */
   onTimeout?: MediaTimeoutHandler;
+  /** SO_RCVBUF of each relay socket, bytes (default: the system's; raise it against bursts at high packet rates). */
+  recvBufferSize?: number;
   /** Socket factory override (tests); default node:dgram. */
   sockets?: MediaSocketFactory;
 }
 
 /** Builds the {@link MediaControl} selected by `media.engine`. */
 export function createMediaControl(config: MediaEngineSpec, opts: CreateMediaOptions): MediaControl {
-  const sockets = opts.sockets ?? new NodeMediaSocketFactory();
+  const sockets = opts.sockets ?? new NodeMediaSocketFactory({ recvBufferSize: opts.recvBufferSize });
   if (config.kind === 'rtpengine') {
     return new NgMediaControl({
       host: config.host,

@@ -8,7 +8,9 @@
  *   "the media relay … latches onto the source address of the first media packet it receives",
  *   so the real source ip:port (the NAT's public mapping) is learned from its packets.
  * - Learning is open until the first packet, and again for a short window after every
- *   offer/answer (the party may have moved). Within the window every new source re-latches.
+ *   offer/answer (the party may have moved). Within the window a new source re-latches, unless
+ *   the latched source is exactly the signalled address ("confirmed", as rtpengine does): a
+ *   party that is not behind NAT cannot be hijacked during the window.
  * - Outside the window, a packet from another source is dropped when `strictSource` is on
  *   (RTP Bleed protection, RFC 7362 §5.1), or relayed without re-latching when it is off
  *   (rtpengine's default).
@@ -35,6 +37,8 @@ export interface LatchState {
   latchedPort: number;
   /** Learning is open while `now < learnUntil` (monotonic ms). */
   learnUntil: number;
+  /** The latched source equals the signalled address: no re-latching, even within the window. */
+  latchConfirmed: boolean;
 }
 
 /** Destination state of one relay socket: where packets for its party go. */
@@ -59,7 +63,7 @@ export function decideSource(s: LatchState, address: string, port: number, now: 
   if (port === 0 || address === '0.0.0.0' || address === '::') return SOURCE_DROP;
   if (s.latchedAddress === undefined) return SOURCE_LATCH;
   if (s.latchedPort === port && s.latchedAddress === address) return SOURCE_ACCEPT;
-  if (now < s.learnUntil) return SOURCE_LATCH;
+  if (now < s.learnUntil && !s.latchConfirmed) return SOURCE_LATCH;
   return strict ? SOURCE_DROP : SOURCE_FOREIGN;
 }
 

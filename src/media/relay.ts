@@ -18,6 +18,7 @@
  * Hot path ({@link RelayEngine.relay}): one decision, a few counter increments and one
  * `send` per packet; no allocation, no logging.
  */
+import { isIP } from 'node:net';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import {
@@ -73,6 +74,7 @@ class Endpoint implements DestinationState {
   latchedAddress: string | undefined = undefined;
   latchedPort = 0;
   learnUntil = 0;
+  latchConfirmed = false;
   signalledAddress: string | undefined = undefined;
   signalledPort = 0;
   signalTrusted = true;
@@ -175,7 +177,8 @@ export class RelayEngine implements MediaControl {
 
   /** RFC 3264 §5 offer (initial or re-offer). See `control.ts` for how to call it. */
   offer(p: OfferParams): Promise<MediaResult> {
-    if (this.closed) return Promise.resolve({ ok: false, code: 'ENGINE_ERROR', detail: 'media relay closed' });
+    const refused = this.refuse(p.advertiseAddress);
+    if (refused) return Promise.resolve(refused);
     const desc = describeSdp(p.sdp);
     if (!desc.ok) return Promise.resolve(this.badSdp(desc.detail));
     let call = this.calls.get(p.callId);
@@ -190,7 +193,8 @@ export class RelayEngine implements MediaControl {
 
   /** RFC 3264 §6 answer to the latest offer of `fromTag`. */
   answer(p: AnswerParams): Promise<MediaResult> {
-    if (this.closed) return Promise.resolve({ ok: false, code: 'ENGINE_ERROR', detail: 'media relay closed' });
+    const refused = this.refuse(p.advertiseAddress);
+    if (refused) return Promise.resolve(refused);
     const call = this.calls.get(p.callId);
     if (!call) return Promise.resolve({ ok: false, code: 'UNKNOWN_CALL', detail: `no media session for Call-ID ${p.callId}` });
     return this.serialize(call, () => this.doAnswer(call, p));
@@ -203,6 +207,13 @@ export class RelayEngine implements MediaControl {
     this.calls.delete(p.callId);
     call.deleted = true;
     return this.serialize(call, () => this.destroyCall(call));
+  }
+
+  /** ENGINE_ERROR when closed or when the advertise address is not an IP literal (a caller bug). */
+  private refuse(advertiseAddress: string): Failure | undefined {
+    if (this.closed) return { ok: false, code: 'ENGINE_ERROR', detail: 'media relay closed' };
+    if (isIP(advertiseAddress) === 0) return { ok: false, code: 'ENGINE_ERROR', detail: `advertiseAddress must be an IP address, got "${advertiseAddress}"` };
+    return undefined;
   }
 
   private serialize<T>(call: RelayCall, fn: () => Promise<T>): Promise<T> {
@@ -400,6 +411,7 @@ export class RelayEngine implements MediaControl {
     if (d === SOURCE_LATCH) {
       ep.latchedAddress = address;
       ep.latchedPort = port;
+      ep.latchConfirmed = port === ep.signalledPort && address === ep.signalledAddress;
     }
     ep.rxPackets++;
     ep.rxBytes += data.length;
@@ -425,7 +437,11 @@ export class RelayEngine implements MediaControl {
     }
     out.txPackets++;
     out.txBytes += data.length;
-    out.socket.send(data, toPort, toAddress);
+    try {
+      out.socket.send(data, toPort, toAddress);
+    } catch {
+      this.totals.socketErrors++;
+    }
   }
 
   private async closePair(pair: SidePair): Promise<void> {
@@ -671,6 +687,7 @@ function signal(ep: Endpoint, address: string, port: number, trusted: boolean): 
     ep.latchedAddress = undefined;
     ep.latchedPort = 0;
   }
+  ep.latchConfirmed = ep.latchedAddress !== undefined && ep.latchedAddress === address && ep.latchedPort === port;
   ep.signalledAddress = address;
   ep.signalledPort = port;
   ep.signalTrusted = trusted;

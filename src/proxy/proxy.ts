@@ -210,6 +210,18 @@ export class Proxy implements TransactionUser {
     this.self = new SelfMatcher(this.sockets, this.settings.aliases, this.advertise.publicAddress);
   }
 
+  /** Called after a REGISTER was answered 2xx, with the AOR (keepalive bookkeeping). */
+  onRegistered?: (aor: string) => void;
+
+  /**
+   * The address that represents socket `socketId` towards `destination` (the inside/outside
+   * decision of nat/advertise.ts), for requests the edge originates (keepalive OPTIONS).
+   */
+  localAddressFor(socketId: string, destination: string): { host: string; port: number } | undefined {
+    const s = this.sockets.find((x) => x.id === socketId);
+    return s ? advertisedFor(s, destination, this.advertise) : undefined;
+  }
+
   /** Number of requests with an open response context (active proxy transactions). */
   get activeContexts(): number {
     return this.contexts.size;
@@ -307,7 +319,13 @@ export class Proxy implements TransactionUser {
     if (req.method === 'REGISTER' && !hasRoute) {
       const nat = detectNat(req, tx.inbound.flow.remote, this.settings.natClients);
       const res = await this.registrar.handleRegister(req, tx.inbound.flow, nat);
-      return this.respond(tx, res);
+      this.respond(tx, res);
+      if (res.status >= 200 && res.status < 300 && this.onRegistered) {
+        const to = parseNameAddr(getHeader(req, 'to') ?? '');
+        const aor = to.ok ? aorFromUri(to.value.uri) : undefined;
+        if (aor) this.onRegistered(aor);
+      }
+      return;
     }
     if (local && uri.user === undefined) return this.handleLocal(tx);
 

@@ -14,7 +14,7 @@ import {
 } from '../../src/media/latch.js';
 
 function state(p: Partial<DestinationState> = {}): DestinationState {
-  return { latchedAddress: undefined, latchedPort: 0, learnUntil: 0, signalledAddress: undefined, signalledPort: 0, signalTrusted: true, hold: false, ...p };
+  return { latchedAddress: undefined, latchedPort: 0, learnUntil: 0, latchConfirmed: false, signalledAddress: undefined, signalledPort: 0, signalTrusted: true, hold: false, ...p };
 }
 
 describe('latching decisions', () => {
@@ -29,6 +29,12 @@ describe('latching decisions', () => {
     assert.equal(decideSource(s, '198.51.100.7', 40002, 3000, true), SOURCE_DROP);
     assert.equal(decideSource(s, '192.0.2.66', 40000, 3000, true), SOURCE_DROP);
     assert.equal(decideSource(s, '192.0.2.66', 40000, 3000, false), SOURCE_FOREIGN, 'non-strict relays without re-latching');
+  });
+
+  it('a latch on the signalled address itself is confirmed: no re-latching within the window', () => {
+    const s = state({ latchedAddress: '198.51.100.7', latchedPort: 40000, learnUntil: 3000, latchConfirmed: true });
+    assert.equal(decideSource(s, '192.0.2.66', 40000, 100, true), SOURCE_DROP);
+    assert.equal(decideSource(s, '198.51.100.7', 40000, 100, true), SOURCE_ACCEPT);
   });
 
   it('never latches to an unspecified source', () => {

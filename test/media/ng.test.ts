@@ -159,6 +159,18 @@ describe('ng client (fake rtpengine over UDP + bencode)', () => {
     assert.deepEqual(ng.list(), []);
   });
 
+  it('sends direction from the interfaces map (advertise address → rtpengine interface)', async () => {
+    const { ng, server } = await setup(() => ({ result: 'ok', sdp: OUT }), { interfaces: { '203.0.113.10': 'pub', '10.0.0.10': 'priv' } });
+    await ng.offer({ callId: 'c', fromTag: 'a', sdp: SDP, advertiseAddress: '203.0.113.10' });
+    assert.deepEqual(server.requests[0].dict.direction, ['pub', 'pub'], 'initial offer: the offerer side is not known yet');
+    await ng.answer({ callId: 'c', fromTag: 'a', toTag: 'b', sdp: SDP, advertiseAddress: '10.0.0.10' });
+    assert.equal(server.requests[1].dict.direction, undefined, 'not in answers');
+    await ng.offer({ callId: 'c', fromTag: 'a', sdp: SDP, advertiseAddress: '203.0.113.10' });
+    assert.deepEqual(server.requests[2].dict.direction, ['priv', 'pub']);
+    await ng.offer({ callId: 'c', fromTag: 'b', sdp: SDP, advertiseAddress: '10.0.0.10' });
+    assert.deepEqual(server.requests[3].dict.direction, ['pub', 'priv'], 'callee re-offer');
+  });
+
   it('maps error-reason to codes', async () => {
     const reasons: Record<string, string> = { c1: 'Ran out of ports', c2: 'Unknown call-id', c3: 'Failed to parse SDP', c4: 'Something else' };
     const { ng } = await setup((req) => ({ result: 'error', 'error-reason': reasons[req['call-id'] as string] }));

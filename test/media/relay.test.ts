@@ -159,6 +159,20 @@ describe('relay engine (real UDP sockets on 127.0.0.1)', () => {
     assert.equal(relay.counters().droppedSource, 20);
   });
 
+  it('within the learning window a third party cannot take over a latch on the signalled address', async () => {
+    const { relay } = makeRelay();
+    track(relay);
+    const [a, b, attacker] = await peers(3);
+    const { toA, toB } = await establish(relay, [{ port: a.port }], [{ port: b.port }]);
+    await a.sendRtp(1, toA[0]); // latches and confirms (source = SDP address)
+    await b.waitFor(1);
+    await attacker.sendRtp(5, toA[0]); // still inside the 3 s window
+    await b.sendRtp(5, toB[0]);
+    assert.equal(await a.waitFor(5), 5);
+    assert.equal(attacker.count, 0);
+    assert.equal((await relay.query(CALL))?.legs[0].streams[0].rtp.droppedSource, 5);
+  });
+
   it('without strictSource a third party is relayed but does not take over the latch', async () => {
     const { relay, clock } = makeRelay({ strictSource: false });
     track(relay);
@@ -468,6 +482,8 @@ describe('relay engine (real UDP sockets on 127.0.0.1)', () => {
     const mismatch = await relay.answer({ callId: CALL, fromTag: 'a', toTag: 'b', sdp: makeSdp({ media: [{ port: 9000 }, { port: 9002 }] }), advertiseAddress: HOST });
     assert.equal(!mismatch.ok && mismatch.code, 'BAD_SDP');
     assert.equal(relay.counters().badSdp, 2);
+    const noIp = await relay.offer({ callId: 'y', fromTag: 'a', sdp: makeSdp({ media: [{ port: 9000 }] }), advertiseAddress: 'pbx.example.org' });
+    assert.equal(!noIp.ok && noIp.code, 'ENGINE_ERROR');
   });
 
   it('close() releases everything; later offers fail with ENGINE_ERROR', async () => {
