@@ -240,7 +240,7 @@ export class Lab {
   static assertAvailable(): void {
     if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
       throw new LabUnavailableError(
-        `needs root (uid ${typeof process.getuid === 'function' ? process.getuid() : '?'}) to create network namespaces`,
+        `not running as root (uid ${typeof process.getuid === "function" ? process.getuid() : "?"}); creating network namespaces needs it`,
       );
     }
   }
@@ -509,10 +509,12 @@ export class Lab {
 
   /**
    * Start tcpdump in a host's namespace writing a pcap to `file`; resolves once it is listening.
-   * For the public segment use `lab.capture('wan', 'br0', filter, file)` (or capturePublic).
+   * For the public segment use capturePublic().
    */
-  async capture(host: HostName, iface: string, filter: string, file: string): Promise<Capture> {
-    const args = ['tcpdump', '-i', iface, '-n', '-U', '-s', '0', '-Z', 'root', '-w', file];
+  async capture(host: HostName, iface: string, filter: string, file: string, opts: { direction?: 'in' | 'out' | 'inout' } = {}): Promise<Capture> {
+    // --immediate-mode: with TPACKET_V3 block buffering, packets still in an unfinished block are lost on SIGINT
+    const args = ['tcpdump', '-i', iface, '-n', '--immediate-mode', '-U', '-s', '0', '-Z', 'root', '-w', file];
+    if (opts.direction) args.push('-Q', opts.direction);
     if (filter.trim()) args.push(...filter.trim().split(/\s+/));
     const child = this.spawn(host, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -548,9 +550,13 @@ export class Lab {
     };
   }
 
-  /** Capture on the internet bridge: every packet between public addresses crosses it exactly once. */
+  /**
+   * Capture the whole public segment: every packet entering the internet switch, on any port
+   * (`tcpdump -i any -Q in` inside <p>wan), so each packet between public hosts appears exactly once.
+   * (A capture on br0 itself would miss unicast frames the bridge forwards between its ports.)
+   */
   capturePublic(file: string, filter = ''): Promise<Capture> {
-    return this.capture('wan', 'br0', filter, file);
+    return this.capture('wan', 'any', filter, file, { direction: 'in' });
   }
 
   // ---------------------------------------------------------------- internals

@@ -30,7 +30,7 @@ export function parsePcap(buf: Buffer): PcapPacket[] {
   if (buf.length < 24) return [];
   const magicLE = buf.readUInt32LE(0);
   let le: boolean;
-  let nano = false;
+  let nano: boolean;
   if (magicLE === 0xa1b2c3d4 || magicLE === 0xa1b23c4d) {
     le = true;
     nano = magicLE === 0xa1b23c4d;

@@ -23,6 +23,8 @@ import { stunBindingResponse } from './stun/responder.js';
 import type { Binding } from './store/types.js';
 import type { Destination } from './transport/types.js';
 import { formatHostPort } from './sip/uri.js';
+import { createMediaControl, type MediaControl } from './media/index.js';
+import { MediaSessions } from './proxy/media_session.js';
 
 /** Options of {@link startEdge}. */
 export interface StartEdgeOptions {
@@ -89,6 +91,9 @@ export class Edge implements EdgeApi {
 
   /** The effective configuration (replaced on reload). */
   config: SipedgeConfig;
+  /** The media engine (media.engine) and the proxy's offer/answer + dialog hooks; set by start(). */
+  media?: MediaControl;
+  sessions?: MediaSessions;
 
   private constructor(
     config: SipedgeConfig,
@@ -187,6 +192,28 @@ export class Edge implements EdgeApi {
       throw err;
     }
     proxy.attach(layer);
+    // Media relay (in-process or rtpengine) driven by the proxy's offer/answer hooks (proxy/media_session.ts).
+    const mediaRef: { edge?: Edge } = {};
+    const media = createMediaControl(config.media.engine, {
+      clock,
+      logger: log,
+      ports: config.media.ports,
+      bindAddress: config.media.address,
+      timeoutSec: config.media.timeout,
+      strictSource: config.media.strictSource,
+      onTimeout: (callId, info) => sessions.onMediaTimeout(callId, info),
+    });
+    const sessions = new MediaSessions({
+      media,
+      clock,
+      logger: log,
+      settings: () => mediaRef.edge?.config ?? config,
+      advertise: () => advertiseContext(mediaRef.edge?.config ?? config, publicAddress.address),
+      sockets: () => transport.sockets().map((s) => ({ id: s.id, transport: s.transport, address: s.address, port: s.boundPort, advertised: s.advertised })),
+      sendRequest: (req, dest, handler) => void layer.sendRequest(req, dest, handler),
+      stats: proxy.stats,
+    });
+    proxy.hooks = sessions;
     const keepalive = new KeepaliveScheduler({
       clock,
       store,
@@ -206,6 +233,9 @@ export class Edge implements EdgeApi {
     };
     await keepalive.start();
     const edge = new Edge(config, clock, log, store, transport, layer, proxy, registrar, publicAddress, keepalive, opts.configPath);
+    mediaRef.edge = edge;
+    edge.media = media;
+    edge.sessions = sessions;
     // A new public address applies to new transactions and media sessions; nothing is dropped.
     publicAddress.onChange((next, prev, source) => {
       log.warn({ next, prev, source }, 'public address changed');
@@ -292,8 +322,9 @@ export class Edge implements EdgeApi {
       });
   }
 
-  calls(): CallRow[] {
-    return [];
+  /** Active calls with per-leg media addresses and counters (`show calls`, GET /api/calls). */
+  async calls(): Promise<CallRow[]> {
+    return this.sessions ? this.sessions.rows() : [];
   }
 
   async reload(): Promise<{ ok: boolean; errors?: string[] }> {
@@ -314,9 +345,11 @@ export class Edge implements EdgeApi {
     this.closed = true;
     this.clock.clearTimer(this.purgeTimer);
     this.keepalive.close();
+    this.sessions?.close();
     this.proxy.close();
     this.transactions.close();
     await this.transport.close();
+    await this.media?.close();
     await this.store.close();
     await this.publicAddress.close();
   }

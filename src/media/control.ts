@@ -20,8 +20,9 @@
  * | `p.receivedFrom`             | `received-from: ["IP4" \| "IP6", address]` (the port is not sent)      |
  * | `p.removeIce` (default true) | `ICE: "remove"`                                                        |
  * | (always)                     | `replace: ["origin", "session-connection", "SDP-version"]`            |
- * | `strictSource` (engine opt.) | `flags: ["strict-source"]`                                             |
- * | `p.advertiseAddress`         | in-process: written into `c=`, `o=` and `a=rtcp`. rtpengine has no per-call key for it: the address it advertises comes from its `--interface=NAME/LOCAL!ADVERTISED` configuration, selected with `direction` (see `ng.ts`). Note that ng's `media address` key is *not* the advertised address: it overrides the *endpoint's* address. |
+ * | (always)                     | `flags: ["original-sendrecv"]` (held streams keep their direction)     |
+ * | `strictSource` (engine opt.) | `flags: [… "strict-source"]`                                           |
+ * | `p.advertiseAddress`         | in-process: written into `c=`, `o=` and `a=rtcp`. rtpengine has no per-call key for it: the address it advertises comes from its `--interface=NAME/LOCAL!ADVERTISED` configuration, selected with `direction` (the ng client's `interfaces` option maps advertise addresses to interface names, see `ng.ts`). Note that ng's `media address` key is *not* the advertised address: it overrides the *endpoint's* address. |
  *
  * ## How the caller (the proxy) calls it, per SIP case
  *
@@ -44,10 +45,16 @@
  *   on the 200, `offer({callId, fromTag: To-tag of the 200 (callee), toTag: From-tag (caller),
  *   sdp, advertiseAddress: address facing the caller})`; on the ACK, `answer({callId,
  *   fromTag: To-tag of the ACK (callee = offerer), toTag: From-tag of the ACK (caller), sdp,
- *   advertiseAddress: address facing the callee})`.
+ *   advertiseAddress: address facing the callee})`. An offer in a reliable 1xx answered in the
+ *   PRACK (RFC 3262) is called the same way.
  * - **BYE, CANCEL, or a final non-2xx response to the *initial* INVITE**:
  *   `delete({callId, fromTag, toTag})`. A failed re-INVITE/UPDATE must **not** delete the call.
- * - **`onTimeout(callId)`**: end the call with a BYE to both sides, then `delete`.
+ * - **`onTimeout(callId)`**: end the call with a BYE to both sides (or CANCEL it if it was
+ *   never answered), then `delete`.
+ *
+ * Always pass `receivedFrom` (the source of the SIP message carrying the SDP): a private SDP
+ * address of a party whose signalling came from another address is never sent to (the party
+ * is behind NAT; the relay waits for its first packet and latches onto it).
  *
  * Errors: `NO_PORTS` → answer the request 503 (Retry-After is up to the proxy); `BAD_SDP` → 488
  * (RFC 3261 §21.4.26) for an offer, for an answer drop the SDP / end the call;
@@ -235,7 +242,8 @@ export type MediaTimeoutHandler = (callId: string, info: MediaTimeoutInfo) => vo
 
 /**
  * Media control: offer/answer/delete/query, shaped like rtpengine's ng commands. Every method
- * is safe to call concurrently; operations on one call are serialised.
+ * is safe to call concurrently (the in-process relay serialises the operations of one call;
+ * rtpengine does the same on its side). Results are values: no method rejects.
  */
 export interface MediaControl {
   /** Processes an offer; returns the SDP to forward to the other party. */

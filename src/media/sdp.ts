@@ -96,7 +96,8 @@ export function ipVersionOf(ip: string): 4 | 6 {
   return isIP(ip) === 6 ? 6 : 4;
 }
 
-interface RawOrigin {
+/** The `o=` fields of an endpoint's SDP that the version rule needs. */
+export interface RawOrigin {
   username: string;
   sessionId: string;
   version: string;

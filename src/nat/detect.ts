@@ -10,7 +10,7 @@ import { parseNameAddr } from '../sip/nameaddr.js';
 import type { HostPort } from '../transport/types.js';
 
 /** Names of the detection tests (stable; shown in `show peers`). */
-export type NatTestName = 'contact-private' | 'via-received' | 'via-rport' | 'source-private';
+export type NatTestName = 'contact-private' | 'via-received' | 'via-rport' | 'source-private' | 'sdp-private';
 
 /** Whether an address is private: RFC 1918, RFC 6598 (100.64/10), link-local, ULA (fc00::/7). */
 export function isPrivateAddress(address: string): boolean {
@@ -33,6 +33,8 @@ export interface NatDecision {
  * - `via-received`: top Via host differs from the source IP (RFC 3261 §18.2.1)
  * - `via-rport`: top Via port (default 5060) differs from the source port (RFC 3581)
  * - `contact-private`: Contact host is a private address while the source is not
+ * - `sdp-private`: an SDP body's `c=` address is private while the source is not (Kamailio
+ *   `nat_uac_test` flag 8): the media would go to an unreachable address
  * - `source-private`: reserved for `nat.clients` policies; not part of `auto` here
  * @param mode `auto` runs the tests, `force` marks every UA NATed, `off` none.
  */
@@ -52,5 +54,17 @@ export function detectNat(req: SipRequest, source: HostPort, mode: 'auto' | 'for
     const na = parseNameAddr(contact);
     if (na.ok && !na.value.wildcard && isPrivateAddress(na.value.uri.host) && !isPrivateAddress(source.address)) tests.push('contact-private');
   }
+  if (req.body.length > 0 && !isPrivateAddress(source.address) && sdpHasPrivateConnection(req)) tests.push('sdp-private');
   return { nat: mode === 'force' || tests.length > 0, tests };
+}
+
+/** Whether the request carries an `application/sdp` body with a private `c=` address (RFC 4566 §5.7). */
+function sdpHasPrivateConnection(req: SipRequest): boolean {
+  const ct = getHeader(req, 'content-type');
+  if (!ct || ct.split(';')[0].trim().toLowerCase() !== 'application/sdp') return false;
+  const re = /^c=IN IP[46] ([^\s/]+)/gm;
+  const text = req.body.toString('latin1');
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(text)) !== null) if (isPrivateAddress(m[1])) return true;
+  return false;
 }

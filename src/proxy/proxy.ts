@@ -40,6 +40,7 @@ import { detectNat } from '../nat/detect.js';
 import { SelfMatcher } from './self.js';
 import { FlowTokenCodec, type FlowToken, type TokenFlow } from './flowtoken.js';
 import { checkProxyRequire, selectBestResponse } from './select.js';
+import type { ProxyHooks } from './hooks.js';
 
 /** What the proxy needs from the transport layer besides the transaction layer. */
 export interface ProxyTransport {
@@ -87,6 +88,8 @@ export interface ProxyStats {
   rejected: Record<string, number>;
   statelessAcks: number;
   strayResponses: number;
+  /** Calls ended by the edge because media stopped (media.timeout). */
+  mediaTimeouts: number;
 }
 
 const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);
@@ -168,7 +171,7 @@ function destOfTokenFlow(f: TokenFlow): Destination {
  * transaction layer (which needs the proxy as its TU).
  */
 export class Proxy implements TransactionUser {
-  readonly stats: ProxyStats = { requests: 0, forwarded: 0, finals: {}, rejected: {}, statelessAcks: 0, strayResponses: 0 };
+  readonly stats: ProxyStats = { requests: 0, forwarded: 0, finals: {}, rejected: {}, statelessAcks: 0, strayResponses: 0, mediaTimeouts: 0 };
   private layer!: TransactionLayer;
   private readonly clock: Clock;
   private readonly transport: ProxyTransport;
@@ -213,6 +216,9 @@ export class Proxy implements TransactionUser {
   /** Called after a REGISTER was answered 2xx, with the AOR (keepalive bookkeeping). */
   onRegistered?: (aor: string) => void;
 
+  /** Extension hooks (media sessions and dialog tracking, see hooks.ts). */
+  hooks?: ProxyHooks;
+
   /**
    * The address that represents socket `socketId` towards `destination` (the inside/outside
    * decision of nat/advertise.ts), for requests the edge originates (keepalive OPTIONS).
@@ -256,7 +262,10 @@ export class Proxy implements TransactionUser {
       const fwd = this.prepareForward(ack, target, inbound, this.statelessBranch(ack), false);
       if (!fwd) return;
       this.stats.statelessAcks++;
-      this.transport.sendRequest(fwd, target.dest);
+      // The ACK may carry the answer to an offer in the 2xx (late offer): hooks rewrite it first.
+      const hooked = this.hooks?.ack?.(fwd, inbound, target.dest);
+      if (hooked) void hooked.then(() => this.transport.sendRequest(fwd, target.dest));
+      else this.transport.sendRequest(fwd, target.dest);
     });
   }
 
@@ -275,6 +284,7 @@ export class Proxy implements TransactionUser {
     if (!nv.ok) return;
     const dest = this.viaDestination(nv.value);
     this.stats.strayResponses++;
+    this.hooks?.strayResponse?.(res);
     this.transport.sendRaw(serializeMessage(res), dest);
   }
 
@@ -349,6 +359,9 @@ export class Proxy implements TransactionUser {
     // the targets were looked up (DNS, store) found no context yet and answered 487 itself:
     // starting client transactions now would ring a phone that nobody will ever CANCEL.
     if (tx.lastResponse !== undefined && tx.lastResponse.status >= 200) return;
+    // Media sessions and dialogs (hooks.ts): SDP offers are made here; 503 (no media ports) / 488.
+    const hooked = this.hooks?.request ? await this.hooks.request(tx, targets.flat()) : true;
+    if (hooked !== true) return hooked === false ? undefined : this.reject(tx, hooked.status, hooked.reason);
     this.proxy(tx, targets);
   }
 
@@ -657,9 +670,10 @@ export class Proxy implements TransactionUser {
         continue;
       }
       this.stats.forwarded++;
+      this.hooks?.forward?.(ctx.tx, fwd, target.dest);
       try {
         br.tx = this.layer.sendRequest(fwd, target.dest, {
-          onResponse: (res) => this.onBranchResponse(ctx, br, res),
+          onResponse: (res) => this.hookedBranchResponse(ctx, br, res),
           onTimeout: () => this.branchFinal(ctx, br, finalResponse(ctx.request, 408, 'Request Timeout')),
           onTransportError: () => this.branchFinal(ctx, br, finalResponse(ctx.request, 503, 'Service Unavailable')),
         });
@@ -685,6 +699,13 @@ export class Proxy implements TransactionUser {
   }
 
   // ---------------------------------------------------------------- responses (§16.7)
+
+  /** A branch response, first through the response hook (SDP rewrite; keeps the order of a call's responses). */
+  private hookedBranchResponse(ctx: ResponseContext, br: BranchState, res: SipResponse): void {
+    const hooked = this.hooks?.response?.(ctx.tx, br.request, br.target.dest, res);
+    if (!hooked) return this.onBranchResponse(ctx, br, res);
+    hooked.then((r) => this.onBranchResponse(ctx, br, r)).catch((err: unknown) => this.log.error({ err }, 'response handling failed'));
+  }
 
   private onBranchResponse(ctx: ResponseContext, br: BranchState, inRes: SipResponse): void {
     const res = cloneMessage(inRes);
@@ -747,6 +768,7 @@ export class Proxy implements TransactionUser {
       const best = selectBestResponse(ctx.finals) ?? finalResponse(ctx.request, 408, 'Request Timeout');
       const res = ctx.cancelled && ctx.isInvite && best.status < 400 ? finalResponse(ctx.request, 487, 'Request Terminated') : best;
       this.count(res.status);
+      if (ctx.isInvite) this.hooks?.inviteFinal?.(ctx.tx, res);
       ctx.tx.respond(res);
     }
     this.contexts.delete(ctx.tx);

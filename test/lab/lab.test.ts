@@ -69,7 +69,7 @@ describe('NAT lab (real kernel NAT)', { timeout: 90_000 }, () => {
 
     const ma = await mappedVia(sa, lab.addr('pub1').ip, 'a1-hello');
     assert.deepEqual(ma, { ip: '198.51.100.11', port: 5060 }, 'a1 seen as home1 WAN with port 5060 preserved');
-    const seenA = echo.received.find((m) => m.data === 'a1-hello');
+    const seenA = await waitFor(() => echo.received.find((m) => m.data === 'a1-hello'));
     assert.ok(seenA, 'echo server in pub1 logged the datagram');
     assert.equal(seenA.from, '198.51.100.11');
 
@@ -93,8 +93,8 @@ describe('NAT lab (real kernel NAT)', { timeout: 90_000 }, () => {
   test('two phones behind one MASQUERADE, both from port 5060, get distinct mapped ports', async (t) => {
     const lab = env.need(t);
     if (!lab) return;
-    const pub1 = await agent(lab, 'pub2');
-    await pub1.udpBind(ECHO_PORT, { echo: true });
+    const pub2 = await agent(lab, 'pub2');
+    await pub2.udpBind(ECHO_PORT, { echo: true });
     const a1 = await agent(lab, 'a1');
     const a2 = await agent(lab, 'a2');
     const s1 = await a1.udpBind(5060, { address: '192.168.1.10' });
@@ -131,7 +131,7 @@ describe('NAT lab (real kernel NAT)', { timeout: 90_000 }, () => {
     const out = await edge.udpBind(5070, { address: '10.0.0.10' });
     const echo = await pub1.udpBind(ECHO_PORT, { echo: true });
     assert.deepEqual(await mappedVia(out, '198.51.100.50', 'edge-out'), { ip: '203.0.113.10', port: 5070 });
-    assert.ok(echo.received.length > 0);
+    assert.ok(await waitFor(() => echo.received.length > 0), 'echo server logged the edge datagram');
 
     // IMDS address on the cloud's inside, reachable from the edge
     const cloud = await agent(lab, 'cloud');
@@ -143,7 +143,7 @@ describe('NAT lab (real kernel NAT)', { timeout: 90_000 }, () => {
     const l = await lan1.udpBind(5060);
     await l.send('from-lan1', 5060, '10.0.0.10');
     const fromLan = await srv.recv(3000);
-    assert.ok(fromLan);
+    assert.ok(fromLan, 'lan1 reaches the edge on its private address');
     assert.equal(fromLan.from, '10.0.0.20');
 
     await sleep(200);
@@ -199,9 +199,9 @@ describe('NAT lab (real kernel NAT)', { timeout: 90_000 }, () => {
     async function mappedVia7100(sock: UdpSocket, tag: string): Promise<{ ip: string; port: number }> {
       await sock.send(tag, 7100, '198.51.100.50');
       const m = await sock.recv(3000);
-      assert.ok(m);
+      assert.ok(m, `no echo for ${tag}`);
       const e = /^ECHO (\S+):(\d+) /.exec(m.data);
-      assert.ok(e);
+      assert.ok(e, `unexpected reply ${m.data}`);
       return { ip: e[1], port: Number(e[2]) };
     }
   });
@@ -235,7 +235,7 @@ describe('NAT lab (real kernel NAT)', { timeout: 90_000 }, () => {
     const echo = await pub1.udpBind(ECHO_PORT, { echo: true });
     await target.send('hi', ECHO_PORT, '198.51.100.50');
     assert.ok(await target.recv(2000), 'echo back through home1');
-    assert.ok(echo.received.length >= 1);
+    assert.ok(await waitFor(() => echo.received.length >= 1), 'echo server logged the datagram');
     assert.equal(await counter.packets(), 1, 'counter saw exactly the echo');
     await counter.reset();
     assert.equal(await counter.packets(), 0);
@@ -250,7 +250,7 @@ describe('NAT lab (real kernel NAT)', { timeout: 90_000 }, () => {
     for (const a of agents.splice(0)) await a.close().catch(() => {});
     // a fresh Lab object with no memory of what was built
     const fresh = new Lab({ prefix: lab.prefix });
-    assert.ok((await fresh.namespaces()).length >= 12);
+    assert.ok((await fresh.namespaces()).length >= 12, 'the lab is up before teardown');
     await fresh.down();
     assert.deepEqual(await fresh.namespaces(), []);
     assert.ok(!(await Lab.listNamespaces()).some((n) => n.startsWith(lab.prefix)), 'no namespace with the prefix');
@@ -259,6 +259,16 @@ describe('NAT lab (real kernel NAT)', { timeout: 90_000 }, () => {
     assert.equal(orphan.exitCode !== null || orphan.signalCode !== null, true, 'process inside the lab was ended');
   });
 });
+
+/** Poll until fn() is truthy (events from different namespaces arrive over different pipes). */
+async function waitFor<T>(fn: () => T, timeoutMs = 2000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v || Date.now() > until) return v;
+    await sleep(20);
+  }
+}
 
 async function nextData(sock: UdpSocket, data: string, timeoutMs: number): Promise<string | null> {
   const until = Date.now() + timeoutMs;

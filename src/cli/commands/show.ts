@@ -80,9 +80,28 @@ function duration(s: number): string {
 /** Column headers of `show calls`. */
 export const CALL_COLUMNS = ['Call-ID', 'From', 'To', 'State', 'Duration'] as const;
 
-/** `show calls` for humans. */
+/** Extra columns of `show calls` when the edge reports media (relay/direct, per-direction packets, latched addresses). */
+export const CALL_MEDIA_COLUMNS = ['Media', 'Caller->Callee', 'Callee->Caller', 'Latched (caller / callee)'] as const;
+
+/** The compact media cells of one call. */
+function mediaCells(c: CallRow): string[] {
+  if (c.media !== 'relay') return [String(c.media ?? '-'), '-', '-', '-'];
+  const legs = Array.isArray(c.legs) ? c.legs : [];
+  const caller = legs.find((l) => l?.role === 'caller');
+  const callee = legs.find((l) => l?.role === 'callee');
+  const pk = (n: unknown): string => (typeof n === 'number' ? `${n} pkts` : '-');
+  const latched = (l: (typeof legs)[number] | undefined): string => String(l?.streams?.[0]?.rtp?.latched ?? l?.streams?.[0]?.rtp?.signalled ?? '-');
+  return ['relay', pk(caller?.received?.packets), pk(callee?.received?.packets), `${latched(caller)} / ${latched(callee)}`];
+}
+
+/** `show calls` for humans (the media columns appear when the edge reports media). */
 export function formatCalls(calls: CallRow[]): string {
   if (!Array.isArray(calls) || calls.length === 0) return 'No active calls.\n';
-  const rows = calls.map((c) => [String(c.callId ?? ''), String(c.from ?? ''), String(c.to ?? ''), String(c.state ?? ''), typeof c.age === 'number' ? duration(c.age) : '-']);
-  return `${formatTable(CALL_COLUMNS, rows)}${calls.length} active call${calls.length === 1 ? '' : 's'}\n`;
+  const withMedia = calls.some((c) => c.media !== undefined);
+  const rows = calls.map((c) => {
+    const base = [String(c.callId ?? ''), String(c.from ?? ''), String(c.to ?? ''), String(c.state ?? ''), typeof c.age === 'number' ? duration(c.age) : '-'];
+    return withMedia ? [...base, ...mediaCells(c)] : base;
+  });
+  const columns = withMedia ? [...CALL_COLUMNS, ...CALL_MEDIA_COLUMNS] : CALL_COLUMNS;
+  return `${formatTable(columns, rows)}${calls.length} active call${calls.length === 1 ? '' : 's'}\n`;
 }
