@@ -25,6 +25,10 @@ import type { Destination } from './transport/types.js';
 import { formatHostPort } from './sip/uri.js';
 import { createMediaControl, type MediaControl } from './media/index.js';
 import { MediaSessions } from './proxy/media_session.js';
+import { FlowTokenCodec } from './proxy/flowtoken.js';
+import { loadFlowTokenSecret } from './proxy/flowtoken_secret.js';
+import { createHookRunner } from './hooks/edge.js';
+import type { EdgeHooks } from './hooks/types.js';
 
 /** Options of {@link startEdge}. */
 export interface StartEdgeOptions {
@@ -34,6 +38,8 @@ export interface StartEdgeOptions {
   metrics?: SipedgeMetrics;
   /** Time source; the system clock by default. */
   clock?: Clock;
+  /** User hooks (src/hooks), run after those of the config's `hooks:` module. */
+  hooks?: EdgeHooks | EdgeHooks[];
 }
 
 /** The destination of a binding's received flow (where a NATed UA is reachable). */
@@ -116,6 +122,8 @@ export class Edge implements EdgeApi {
   static async start(config: SipedgeConfig, opts: StartEdgeOptions): Promise<Edge> {
     const clock = opts.clock ?? new SystemClock();
     const log = opts.logger;
+    // User hooks first: a hooks module that cannot be loaded stops the start before anything is opened.
+    const userHooks = await createHookRunner(config, opts.hooks, clock, log);
     const metrics = opts.metrics;
     // Public address first (externip / externhost / cloud metadata / STUN): it never rejects;
     // when every method fails it logs loudly and keeps retrying while we advertise the private one.
@@ -134,6 +142,8 @@ export class Edge implements EdgeApi {
         expires: config.registrar.expires,
         maxContacts: config.registrar.maxContacts,
         maxExpiresNat: config.nat.maxExpires,
+        // RFC 5626 outbound UAs are asked to keep their flow alive as often as we ping it.
+        flowTimer: config.nat.keepalive.interval > 0 ? config.nat.keepalive.interval : undefined,
       },
       auth,
       logger: log,
@@ -170,9 +180,12 @@ export class Edge implements EdgeApi {
         aliases: config.aliases,
         recordRoute: config.proxy.recordRoute,
         natClients: config.nat.clients,
+        rewriteContact: config.nat.rewriteContact,
         timerCMs: 181_000,
       },
       advertise: advertiseContext(config, publicAddress.address),
+      // Flow tokens in our Record-Route survive a restart when the secret sits next to the SQLite file.
+      flowTokens: new FlowTokenCodec(loadFlowTokenSecret(config.store, log).secret),
       logger: log,
     });
     const layer = new TransactionLayer({
@@ -192,6 +205,7 @@ export class Edge implements EdgeApi {
       throw err;
     }
     proxy.attach(layer);
+    proxy.userHooks = userHooks;
     // Media relay (in-process or rtpengine) driven by the proxy's offer/answer hooks (proxy/media_session.ts).
     const mediaRef: { edge?: Edge } = {};
     const media = createMediaControl(config.media.engine, {
@@ -289,6 +303,7 @@ export class Edge implements EdgeApi {
         changes: pub.changes,
       },
       aliases: c.aliases,
+      hooks: c.hooks?.module ?? null,
       localnet: c.localnet,
       nat: c.nat,
       media: { relay: c.media.relay, ports: `${c.media.ports.low}-${c.media.ports.high}`, advertise: c.media.advertise ?? advertised ?? null },

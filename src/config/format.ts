@@ -27,6 +27,7 @@ export function configToYamlData(c: SipedgeConfig, opts: { showSecrets?: boolean
     store: c.store,
     api: c.api,
     log: c.log,
+    ...(c.hooks ? { hooks: c.hooks } : {}),
   };
 }
 

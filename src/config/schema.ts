@@ -229,6 +229,11 @@ const apiSchema = z.strictObject({
   enabled: z.boolean().default(true),
 });
 
+/** `hooks:` — a module path, or `{ module, options }`; normalised to the object form. */
+const hooksSchema = z
+  .union([z.string().min(1), z.strictObject({ module: z.string().min(1), options: z.record(z.string(), z.unknown()).default(() => ({})) })])
+  .transform((h) => (typeof h === 'string' ? { module: h, options: {} } : h));
+
 /** Raw object schema (before the derived fields are added). */
 const rawConfigSchema = z.strictObject({
   listen: z
@@ -259,6 +264,7 @@ const rawConfigSchema = z.strictObject({
   log: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .prefault({}),
+  hooks: hooksSchema.optional(),
 });
 
 /**

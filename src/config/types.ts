@@ -138,6 +138,17 @@ export interface ApiConfig {
   enabled: boolean;
 }
 
+/**
+ * The hooks module (`hooks:`; see src/hooks): YAML `hooks: ./path.mjs` or
+ * `hooks: { module: ./path.mjs, options: {…} }`. A relative path is resolved against the
+ * working directory (like `store`); a bare name is imported as a package.
+ */
+export interface HooksConfig {
+  module: string;
+  /** Passed to the module's factory export. Default `{}`. */
+  options: Record<string, unknown>;
+}
+
 /** pino level names. */
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -170,6 +181,8 @@ export interface SipedgeConfig {
   store: string;
   api: ApiConfig;
   log: { level: LogLevel };
+  /** Per-transaction hooks module; none by default. */
+  hooks?: HooksConfig;
 }
 
 /** Parsed form of {@link SipedgeConfig.store}. */

@@ -38,7 +38,7 @@ import { parseCSeq } from '../sip/cseq.js';
 import { parseVia } from '../sip/via.js';
 import type { ClientTransactionHandler, ServerTransaction } from '../transaction/types.js';
 import type { Destination, Flow, Inbound } from '../transport/types.js';
-import { advertisedFor, concreteAddress, inRanges, isLoopback, type AdvertiseContext, type AdvertiseSocket } from '../nat/advertise.js';
+import { advertisedFor, concreteAddress, isInsideFor, type AdvertiseContext, type AdvertiseSocket } from '../nat/advertise.js';
 import { detectNat } from '../nat/detect.js';
 import type { MediaControl, MediaResult, MediaTimeoutInfo, SocketAddress, EndpointStats } from '../media/control.js';
 import type { CallLegRow, CallRow } from '../edge-api.js';
@@ -155,14 +155,18 @@ function isUnspecified(a: string | undefined): boolean {
   return a === undefined || a === '' || a === '0.0.0.0' || a === '::';
 }
 
-/** Whether an address is on our side of the NAT: loopback or inside `localnet`. */
-export function isInside(address: string, ctx: AdvertiseContext): boolean {
-  return isLoopback(address) || inRanges(address, ctx.localnet);
+/**
+ * Whether an address is on our side of the NAT, as for signalling (nat/advertise.ts
+ * `isInsideFor`): loopback, `localnet`, or the private network of the SIP socket.
+ */
+export function isInside(address: string, ctx: AdvertiseContext, socket?: AdvertiseSocket): boolean {
+  return isInsideFor(socket, address, ctx);
 }
 
 /**
  * The media address written into SDP sent towards `destination` — the same inside/outside
- * decision as for signalling (nat/advertise.ts): towards loopback or `localnet`, the private
+ * decision as for signalling (nat/advertise.ts): towards loopback, `localnet` or the SIP socket's
+ * own private network, the private
  * relay address (`media.address`, else the SIP socket's own address); towards anything else,
  * `media.advertise`, else the current public address, else the SIP socket's `as` address,
  * else `media.address`, else the SIP socket's own address.
@@ -170,8 +174,8 @@ export function isInside(address: string, ctx: AdvertiseContext): boolean {
  */
 export function mediaAddressFor(destination: string, media: { address?: string; advertise?: string }, ctx: AdvertiseContext, socket?: AdvertiseSocket): string {
   const own = isUnspecified(media.address) ? undefined : media.address;
-  const sock = (): string => concreteAddress(socket?.address ?? (destination.includes(':') ? '::' : '0.0.0.0'), destination);
-  if (isInside(destination, ctx)) return own ?? sock();
+  const sock = (): string => concreteAddress(socket?.address ?? (destination.includes(':') ? '::' : '0.0.0.0'), destination, ctx);
+  if (isInside(destination, ctx, socket)) return own ?? sock();
   if (media.advertise) return media.advertise;
   if (ctx.publicAddress) return ctx.publicAddress;
   if (socket?.advertised && isIP(socket.advertised.host) !== 0) return socket.advertised.host;
@@ -290,7 +294,8 @@ export class MediaSessions implements ProxyHooks {
     if (!call.engaged) return;
     call.engaged = false;
     void this.run(call, async () => {
-      await this.opts.media.delete({ callId: call.callId, fromTag: call.callerTag });
+      // The whole call (the engine knows which tag offered: with a late offer it is the callee's).
+      await this.opts.media.delete({ callId: call.callId });
       this.log.debug({ callId: call.callId, why }, 'media session deleted');
     });
   }
@@ -299,8 +304,9 @@ export class MediaSessions implements ProxyHooks {
 
   request(tx: ServerTransaction, targets: HookTarget[]): RequestHookResult | Promise<RequestHookResult> {
     const req = tx.request;
+    if (this.closed || (req.method !== 'INVITE' && this.calls.size === 0)) return true;
     const callId = getHeader(req, 'call-id');
-    if (!callId || this.closed) return true;
+    if (!callId) return true;
     const fromTag = tagOf(getHeader(req, 'from'));
     const toTag = tagOf(getHeader(req, 'to'));
     const cs = cseqOf(req);
@@ -354,11 +360,12 @@ export class MediaSessions implements ProxyHooks {
     if (mode === 'nat') {
       const ctx = this.opts.advertise();
       const src = tx.inbound.flow.remote;
+      const sock = this.socketById(tx.inbound.flow.local.socketId);
       relay = shouldRelay(mode, {
-        callerNat: detectNat(req, src, cfg.nat.clients).nat,
+        callerNat: detectNat(req, src, cfg.nat.clients, { raw: tx.inbound.raw }).nat,
         calleeNat: targets.some((t) => t.binding?.nat === true),
-        callerInside: isInside(src.address, ctx),
-        calleeInside: targets.map((t) => isInside(t.dest.address, ctx)),
+        callerInside: isInside(src.address, ctx, sock),
+        calleeInside: targets.map((t) => isInside(t.dest.address, ctx, this.socketById(t.dest.socketId) ?? sock)),
       });
     }
     if (relay) this.counts.relayed++;
@@ -712,44 +719,42 @@ export class MediaSessions implements ProxyHooks {
   /** Active calls for `show calls` / GET /api/calls, with per-leg media addresses and counters. */
   async rows(): Promise<CallRow[]> {
     const now = this.opts.clock.wallNow();
-    const out: CallRow[] = [];
-    for (const call of [...this.calls.values()]) {
-      const row: CallRow = {
-        callId: call.callId,
-        from: call.from,
-        to: call.to,
-        state: call.state,
-        age: Math.max(0, Math.round((now - call.createdAt) / 1000)),
-        media: call.relay ? 'relay' : 'direct',
+    // Engine queries run in parallel (each is a round trip with rtpengine).
+    return Promise.all([...this.calls.values()].map((call) => this.row(call, now)));
+  }
+
+  private async row(call: CallSession, now: number): Promise<CallRow> {
+    const row: CallRow = {
+      callId: call.callId,
+      from: call.from,
+      to: call.to,
+      state: call.state,
+      age: Math.max(0, Math.round((now - call.createdAt) / 1000)),
+      media: call.relay ? 'relay' : 'direct',
+    };
+    const dialogs = this.dialogs.forCall(call.callId);
+    if (dialogs.length > 0) row.dialogs = dialogs.length;
+    const q = call.engaged ? await this.opts.media.query(call.callId) : undefined;
+    if (!q) return row;
+    if (q.lastPacketAt !== undefined) row.lastPacketAge = Math.max(0, Math.round((now - q.lastPacketAt) / 1000));
+    row.legs = q.legs.map((leg): CallLegRow => {
+      const l: CallLegRow = {
+        role: leg.tag !== undefined && leg.tag === call.callerTag ? 'caller' : 'callee',
+        received: { ...leg.received },
+        sent: { ...leg.sent },
+        streams: leg.streams.map((s) => ({
+          index: s.index,
+          kind: s.kind,
+          direction: s.direction,
+          rtcpMux: s.rtcpMux,
+          rtp: endpointRow(s.rtp),
+          rtcp: endpointRow(s.rtcp),
+        })),
       };
-      const dialogs = this.dialogs.forCall(call.callId);
-      if (dialogs.length > 0) row.dialogs = dialogs.length;
-      if (call.engaged) {
-        const q = await this.opts.media.query(call.callId);
-        if (q) {
-          if (q.lastPacketAt !== undefined) row.lastPacketAge = Math.max(0, Math.round((now - q.lastPacketAt) / 1000));
-          row.legs = q.legs.map((leg): CallLegRow => {
-            const l: CallLegRow = {
-              role: leg.tag === undefined ? 'callee' : leg.tag === call.callerTag ? 'caller' : 'callee',
-              received: { ...leg.received },
-              sent: { ...leg.sent },
-              streams: leg.streams.map((s) => ({
-                index: s.index,
-                kind: s.kind,
-                direction: s.direction,
-                rtcpMux: s.rtcpMux,
-                rtp: endpointRow(s.rtp),
-                rtcp: endpointRow(s.rtcp),
-              })),
-            };
-            if (leg.tag !== undefined) l.tag = leg.tag;
-            return l;
-          });
-        }
-      }
-      out.push(row);
-    }
-    return out;
+      if (leg.tag !== undefined) l.tag = leg.tag;
+      return l;
+    });
+    return row;
   }
 
   /** Stops the housekeeping timer and forgets every call (the engine is closed by its owner). */

@@ -37,10 +37,12 @@ import type { DigestAuth, DigestResult } from '../registrar/digest.js';
 import type { Binding } from '../store/types.js';
 import { advertisedFor, type AdvertiseContext, type AdvertiseSocket } from '../nat/advertise.js';
 import { detectNat } from '../nat/detect.js';
+import { fixRequestContact, fixResponseContact } from '../nat/contact_rewrite.js';
 import { SelfMatcher } from './self.js';
 import { FlowTokenCodec, type FlowToken, type TokenFlow } from './flowtoken.js';
 import { checkProxyRequire, selectBestResponse } from './select.js';
 import type { ProxyHooks } from './hooks.js';
+import type { HookRunner } from '../hooks/runner.js';
 
 /** What the proxy needs from the transport layer besides the transaction layer. */
 export interface ProxyTransport {
@@ -59,6 +61,8 @@ export interface ProxySettings {
   recordRoute: boolean;
   /** `nat.clients`. */
   natClients: 'auto' | 'force' | 'off';
+  /** `nat.rewriteContact`: rewrite NATed UAs' Contacts to their received address (nat/contact_rewrite.ts). */
+  rewriteContact?: boolean;
   /** Timer C, ms (RFC 3261 §16.6 step 11: "MUST be set to be greater than 3 minutes"). */
   timerCMs: number;
 }
@@ -104,6 +108,8 @@ interface Target {
   dest: Destination;
   /** Binding the target came from, when it came from the location service. */
   binding?: Binding;
+  /** Advertised address for this branch, set by a user hook (OpenSIPS set_advertised_address). */
+  advertised?: { host: string; port?: number };
 }
 
 interface BranchState {
@@ -210,7 +216,9 @@ export class Proxy implements TransactionUser {
   refreshSockets(advertise?: AdvertiseContext): void {
     if (advertise) this.advertise = advertise;
     this.sockets = this.transport.sockets().map((s) => ({ id: s.id, transport: s.transport, address: s.address, port: s.boundPort, advertised: s.advertised }));
-    this.self = new SelfMatcher(this.sockets, this.settings.aliases, this.advertise.publicAddress);
+    // The previous matcher is passed on: addresses we advertised before (public address before a
+    // change, hook addresses) stay ours for dialogs that recorded them.
+    this.self = new SelfMatcher(this.sockets, this.settings.aliases, this.advertise.publicAddress, this.self);
   }
 
   /** Called after a REGISTER was answered 2xx, with the AOR (keepalive bookkeeping). */
@@ -218,6 +226,9 @@ export class Proxy implements TransactionUser {
 
   /** Extension hooks (media sessions and dialog tracking, see hooks.ts). */
   hooks?: ProxyHooks;
+
+  /** User hooks (src/hooks: onRequest / beforeForward; per-transaction advertised address and send socket). */
+  userHooks?: HookRunner;
 
   /**
    * The address that represents socket `socketId` towards `destination` (the inside/outside
@@ -272,7 +283,7 @@ export class Proxy implements TransactionUser {
   onStrayResponse(inbound: Inbound): void {
     // RFC 3261 §16.7 step 3 / RFC 6026 §8.4: a 2xx retransmission after the client transaction
     // is gone is forwarded statelessly: remove our Via, send per the next Via.
-    const res = cloneMessage(inbound.message as SipResponse);
+    const res = cloneMessage(this.settings.rewriteContact ? fixResponseContact(inbound.message as SipResponse, inbound.flow, this.settings.natClients) : (inbound.message as SipResponse));
     const top = getHeader(res, 'via');
     if (!top) return;
     const v = parseVia(top);
@@ -317,6 +328,10 @@ export class Proxy implements TransactionUser {
     const pr = checkProxyRequire(req, SUPPORTED_OPTIONS);
     if (pr) return this.reject(tx, pr.status, undefined, pr.headers);
 
+    // User hooks (src/hooks): may reject, or set the advertised address / send socket for this transaction.
+    const ur = this.userHooks ? await this.userHooks.onRequest(tx, this.sockets) : undefined;
+    if (ur) return this.reject(tx, ur.status, ur.reason);
+
     // §16.4: Route information preprocessing.
     const route = this.preprocessRoutes(req);
     if (!route.ok) return this.reject(tx, 400, 'Bad Route');
@@ -327,7 +342,7 @@ export class Proxy implements TransactionUser {
 
     // A REGISTER is never relayed: the registrar answers it (404 for a domain it does not serve).
     if (req.method === 'REGISTER' && !hasRoute) {
-      const nat = detectNat(req, tx.inbound.flow.remote, this.settings.natClients);
+      const nat = detectNat(req, tx.inbound.flow.remote, this.settings.natClients, { raw: tx.inbound.raw, log: this.log });
       const res = await this.registrar.handleRegister(req, tx.inbound.flow, nat);
       this.respond(tx, res);
       if (res.status >= 200 && res.status < 300 && this.onRegistered) {
@@ -352,12 +367,19 @@ export class Proxy implements TransactionUser {
       if (fromUser !== r.username) return this.reject(tx, 403, 'Forbidden - From does not match credentials');
     }
 
+    // nat.rewriteContact (Kamailio fix_nated_contact): a NATed sender's Contact becomes its flow.
+    if (this.settings.rewriteContact) fixRequestContact(req, tx.inbound.flow, this.settings.natClients, { raw: tx.inbound.raw, log: this.log });
+
     const targets = await this.targets(tx, uri, route.token, local);
     if (!targets) return; // already answered
     // RFC 3261 §16.10: "A proxy MUST cancel any pending client transactions associated with a
     // response context when it receives a matching CANCEL request." A CANCEL processed while
     // the targets were looked up (DNS, store) found no context yet and answered 487 itself:
     // starting client transactions now would ring a phone that nobody will ever CANCEL.
+    if (tx.lastResponse !== undefined && tx.lastResponse.status >= 200) return;
+    // User hooks per branch: advertised address and send socket (before the media hooks pick SDP addresses).
+    const fr = this.userHooks ? await this.userHooks.beforeForward(tx, targets.flat(), this.sockets) : undefined;
+    if (fr) return this.reject(tx, fr.status, fr.reason);
     if (tx.lastResponse !== undefined && tx.lastResponse.status >= 200) return;
     // Media sessions and dialogs (hooks.ts): SDP offers are made here; 503 (no media ports) / 488.
     const hooked = this.hooks?.request ? await this.hooks.request(tx, targets.flat()) : true;
@@ -453,16 +475,27 @@ export class Proxy implements TransactionUser {
       return dest ? { uri: req.uri, dest } : undefined;
     }
     if (token) {
-      // Direction: the caller keeps the initial From tag in its requests (RFC 3261 §12.2.1.1).
-      const fromTag = tagOf(getHeader(req, 'from'));
-      const flow = fromTag === token.ftag ? token.b : token.a;
-      const usable = flow.connectionId === undefined || this.transport.connectionOpen(flow.connectionId);
-      if (usable) return { uri: req.uri, dest: destOfTokenFlow(flow) };
+      const flow = this.tokenFlow(req, token);
+      // A flow that is gone is never replaced by a new connection to the Request-URI (a NATed
+      // UA's private Contact, or its NAT that lets no connection in): see tokenFlowFailed().
+      return this.tokenFlowFailed(req, token) ? undefined : { uri: req.uri, dest: destOfTokenFlow(flow) };
     }
     const ruri = parseUri(req.uri);
     if (!ruri.ok) return undefined;
     const dest = await this.resolve(ruri.value);
     return dest ? { uri: req.uri, dest } : undefined;
+  }
+
+  /** The flow of `token` this request goes to: the callee's when it comes from the caller (RFC 3261 §12.2.1.1: the caller keeps the initial From tag). */
+  private tokenFlow(req: SipRequest, token: FlowToken): TokenFlow {
+    return tagOf(getHeader(req, 'from')) === token.ftag ? token.b : token.a;
+  }
+
+  /** Whether the request must go over its flow token's connection and that connection is gone (no Route left to follow). */
+  private tokenFlowFailed(req: SipRequest, token: FlowToken): boolean {
+    if (getHeaderValues(req, 'route').length > 0) return false;
+    const flow = this.tokenFlow(req, token);
+    return flow.connectionId !== undefined && !this.transport.connectionOpen(flow.connectionId);
   }
 
   /** Targets for a request (RFC 3261 §16.5); answers the request itself when there are none. */
@@ -480,9 +513,16 @@ export class Proxy implements TransactionUser {
       }
       const groups: Target[][] = [];
       let lastQ = -1;
+      // RFC 5626 §7: "The proxy MUST NOT populate the target set with more than one contact with
+      // the same AOR and instance-id at a time." The most recent usable flow of an instance wins.
+      const instances = new Set<string>();
       for (const b of bindings) {
         const t = this.bindingTarget(b);
         if (!t) continue;
+        if (b.instanceId !== undefined && b.regId !== undefined) {
+          if (instances.has(b.instanceId)) continue;
+          instances.add(b.instanceId);
+        }
         if (b.q !== lastQ) {
           groups.push([]);
           lastQ = b.q;
@@ -495,6 +535,12 @@ export class Proxy implements TransactionUser {
       }
       return groups;
     }
+    // RFC 5626 §5.3.1: "If the flow no longer exists, the proxy SHOULD send a 430 (Flow Failed)
+    // response to the request."
+    if (token && this.tokenFlowFailed(req, token)) {
+      this.reject(tx, 430, 'Flow Failed');
+      return undefined;
+    }
     const hop = await this.nextHop(req, token);
     if (!hop) {
       this.reject(tx, 404, 'Not Found');
@@ -503,9 +549,14 @@ export class Proxy implements TransactionUser {
     return [[hop]];
   }
 
-  /** How to reach a binding: its received flow when NATed, else its Contact. */
+  /**
+   * How to reach a binding: its received flow when NATed or registered with RFC 5626 outbound
+   * (reg-id), else its Contact. A flow over a connection that is gone makes the binding
+   * unusable: never a new connection to a NATed address (the NAT would not let it in; the
+   * request ends as 480 when no binding is left) nor to an outbound UA (RFC 5626 §5.3).
+   */
   private bindingTarget(b: Binding): Target | undefined {
-    if (b.nat) {
+    if (b.nat || b.regId !== undefined) {
       const r = b.received;
       if (r.connectionId !== undefined && !this.transport.connectionOpen(r.connectionId)) return undefined;
       return { uri: b.contact, binding: b, dest: { transport: r.transport, address: r.address, port: r.port, socketId: r.socketId, connectionId: r.connectionId } };
@@ -614,7 +665,10 @@ export class Proxy implements TransactionUser {
     fwd.uri = target.uri;
     const mf = getHeader(fwd, 'max-forwards');
     setHeader(fwd, 'Max-Forwards', String(mf === undefined ? 69 : Math.max(0, Number(mf) - 1)));
-    const outAddr = advertisedFor(out, target.dest.address, this.advertise);
+    const decided = advertisedFor(out, target.dest.address, this.advertise);
+    // A hook's per-transaction address (set_advertised_address) replaces the decision; we learn it as ours.
+    const outAddr = target.advertised ? { host: target.advertised.host, port: target.advertised.port ?? decided.port } : decided;
+    if (target.advertised) this.self.learn(outAddr.host, outAddr.port);
     if (recordRoute) {
       const inSock = this.sockets.find((s) => s.id === inbound.flow.local.socketId) ?? out;
       const inAddr = advertisedFor(inSock, inbound.flow.remote.address, this.advertise);
@@ -673,7 +727,8 @@ export class Proxy implements TransactionUser {
       this.hooks?.forward?.(ctx.tx, fwd, target.dest);
       try {
         br.tx = this.layer.sendRequest(fwd, target.dest, {
-          onResponse: (res) => this.hookedBranchResponse(ctx, br, res),
+          onResponse: (res, inbound) =>
+            this.hookedBranchResponse(ctx, br, this.settings.rewriteContact ? fixResponseContact(res, inbound.flow, this.settings.natClients, br.target.binding?.nat === true) : res),
           onTimeout: () => this.branchFinal(ctx, br, finalResponse(ctx.request, 408, 'Request Timeout')),
           onTransportError: () => this.branchFinal(ctx, br, finalResponse(ctx.request, 503, 'Service Unavailable')),
         });

@@ -22,7 +22,8 @@
  *    nothing is changed. All updates are committed at once, or none (store failure → 500).
  * 8. 200 OK listing every current binding with its remaining `expires` (and q, +sip.instance,
  *    reg-id), a `Date`, the request's `Path` echoed (RFC 3327 §5.3), `Supported` for the
- *    options the UA listed and `Require: outbound` when outbound was used (RFC 5626 §6).
+ *    options the UA listed, and — when outbound was used (RFC 5626 §6) — `Require: outbound`
+ *    and `Flow-Timer` (RFC 5626 §5.4) when `flowTimer` is configured.
  *
  * `maxContacts` (0 = unlimited) bounds the unexpired bindings of one AOR. With
  * `overflow: 'reject'` (the default, like Kamailio `max_contacts` with `reject`) a REGISTER that
@@ -66,6 +67,12 @@ export interface RegistrarConfig {
   maxExpiresNat?: number;
   /** What a REGISTER that would exceed `maxContacts` gets: `reject` (403, default) or `drop-oldest`. */
   overflow?: 'reject' | 'drop-oldest';
+  /**
+   * Seconds sent as `Flow-Timer` in the 2xx of an outbound REGISTER (RFC 5626 §5.4, §10): how
+   * often the UA must send its own keep-alives (CRLF / STUN) on the flow. Unset or 0: omitted,
+   * and the UA uses the RFC 5626 §4.4.1 defaults.
+   */
+  flowTimer?: number;
 }
 
 /** Constructor options of {@link Registrar}. */
@@ -460,6 +467,9 @@ export class Registrar {
     if (uaOutbound || uaPath) headers.push(['Supported', uaOutbound && uaPath ? 'outbound, path' : uaOutbound ? 'outbound' : 'path']);
     // RFC 5626 §6: Require: outbound in the 2xx when the registrar used outbound processing.
     if (outbound) headers.push(['Require', 'outbound']);
+    // RFC 5626 §5.4: a registrar/edge proxy that wants keep-alives at a given rate says so with
+    // Flow-Timer in the 2xx; the UA then sends them at 80–100 % of that interval (§4.4.1).
+    if (outbound && this.cfg.flowTimer !== undefined && this.cfg.flowTimer > 0) headers.push(['Flow-Timer', String(Math.floor(this.cfg.flowTimer))]);
     return createResponse(req, 200, undefined, { toTag: generateTag(), headers });
   }
 
