@@ -27,6 +27,7 @@ import {
   sleep,
   spawnChild,
   systemBusySeconds,
+  track,
   treeCpuSeconds,
   udpRcvbufErrors,
   type Child,
@@ -103,7 +104,7 @@ const RTPENGINE_PORTS = { low: 26000, high: 31999 };
 const LOAD_PORT_BASE = 12000;
 const LOSS_LIMIT = 0.001;
 
-interface Controlled {
+export interface Controlled {
   label: string;
   offer(p: OfferParams): Promise<MediaResult>;
   answer(p: AnswerParams): Promise<MediaResult>;
@@ -114,12 +115,13 @@ interface Controlled {
 }
 
 /** sipedge's relay in a child process, driven over IPC. */
-async function startInternal(): Promise<Controlled> {
-  const args = ['--import', 'tsx', path.join(BENCH_DIR, 'media', 'relay_host.ts'), String(INTERNAL_PORTS.low), String(INTERNAL_PORTS.high)];
+export async function startInternal(exposeGc = false): Promise<Controlled & { memory(): Promise<{ rss: number; heapUsed: number; external: number }> }> {
+  const args = [...(exposeGc ? ['--expose-gc'] : []), '--import', 'tsx', path.join(BENCH_DIR, 'media', 'relay_host.ts'), String(INTERNAL_PORTS.low), String(INTERNAL_PORTS.high)];
   const child: ChildProcess =
     BENCH_NICE !== 0
       ? spawn('nice', ['-n', String(BENCH_NICE), process.execPath, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
       : spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  track(child);
   const rpc = ipcClient(child);
   await rpc.ready;
   const pid = child.pid!;
@@ -129,6 +131,7 @@ async function startInternal(): Promise<Controlled> {
     answer: (p) => rpc.call('answer', p) as Promise<MediaResult>,
     delete: async (p) => void (await rpc.call('delete', p)),
     pids: () => [pid],
+    memory: () => rpc.call('memory') as Promise<{ rss: number; heapUsed: number; external: number }>,
     close: async () => {
       const t = setTimeout(() => child.kill('SIGKILL'), 5000);
       await rpc.call('close').catch(() => undefined);
@@ -170,7 +173,7 @@ export function ipcClient(child: ChildProcess): { ready: Promise<void>; call(op:
 }
 
 /** rtpengine in userspace mode, driven over ng by sipedge's NgMediaControl. */
-async function startRtpengine(threads: number, dir: string): Promise<Controlled & { child: Child }> {
+export async function startRtpengine(threads: number, dir: string): Promise<Controlled & { child: Child }> {
   const ngPort = await freePort(false);
   const args = [
     '--config-file=none',
@@ -227,7 +230,7 @@ function mPort(sdp: string): number {
 }
 
 /** Offers/answers `n` calls; returns the rtpload plan lines. */
-async function setupCalls(relay: Controlled, n: number, tag: string): Promise<string[]> {
+export async function setupCalls(relay: Controlled, n: number, tag: string): Promise<string[]> {
   const lines: string[] = [];
   for (let i = 0; i < n; i++) {
     const la = LOAD_PORT_BASE + 4 * i;
@@ -310,7 +313,6 @@ async function searchRelay(bin: string, plan: string, relay: Controlled, calls: 
   const fits = (): boolean => (Date.now() - t0) / 1000 + opts.stepMs / 1000 + 2 < opts.budgetS && steps.length < 14;
   let best: MediaStep | undefined;
   let firstFail: MediaStep | undefined;
-  let generatorLimited = false;
   const run = async (rate: number, repeated = false): Promise<MediaStep> => {
     const s = await measure(bin, plan, rate, opts.stepMs, relay);
     steps.push(s);
@@ -329,7 +331,6 @@ async function searchRelay(bin: string, plan: string, relay: Controlled, calls: 
       best = s;
       rate *= 2;
     } else {
-      if (s.why?.startsWith('generator')) generatorLimited = true;
       firstFail = s;
       break;
     }
@@ -345,11 +346,10 @@ async function searchRelay(bin: string, plan: string, relay: Controlled, calls: 
     if (mid <= best.rate || mid >= firstFail.rate) break;
     const s = await run(mid);
     if (s.pass) best = s;
-    else {
-      if (s.why?.startsWith('generator')) generatorLimited = true;
-      firstFail = s;
-    }
+    else firstFail = s;
   }
+  // The lowest failing rate failed because the generator could not send fast enough.
+  const generatorLimited = firstFail?.why?.startsWith('generator') === true;
   return {
     relay: relay.label,
     calls,

@@ -104,12 +104,12 @@ export interface SearchResult {
   commands: string[];
 }
 
-interface User {
+export interface User {
   username: string;
   password: string;
 }
 
-function makeUsers(n: number): User[] {
+export function makeUsers(n: number): User[] {
   const users: User[] = [];
   for (let i = 0; i < n; i++) {
     const u = String(200000 + i);
@@ -123,7 +123,7 @@ const CALLER = 0;
 const CALLEE = 1;
 
 /** A running target. */
-interface Running {
+export interface Running {
   port: number;
   /** Every process of the target (listed once, after start). */
   pids: number[];
@@ -167,6 +167,7 @@ async function startKamailio(spec: TargetSpec, users: User[], dir: string): Prom
   const port = await freePort(false);
   fs.copyFileSync(path.join(BENCH_DIR, 'peers', 'kamailio.cfg'), path.join(dir, 'kamailio.cfg'));
   fs.writeFileSync(path.join(dir, 'bench-local.cfg'), `listen=udp:${HOST}:${port}\nalias="${HOST}:${port}"\nchildren=${spec.children ?? 4}\n`);
+  fs.writeFileSync(path.join(dir, 'bench-ctl.cfg'), `modparam("ctl", "binrpc", "unix:${path.join(dir, 'kamailio_ctl')}")\n`);
   fs.writeFileSync(path.join(dir, 'bench-users.cfg'), users.map((u) => `$sht(users=>${u.username}) = "${u.password}";`).join('\n') + '\n');
   const args = ['-DD', '-E', '-f', path.join(dir, 'kamailio.cfg'), '-m', '512', '-M', '32', '-Y', dir, '-P', path.join(dir, 'kamailio.pid')];
   const child = spawnChild('kamailio', args, { cwd: dir, hardTimeoutMs: 3600_000 });
@@ -185,7 +186,7 @@ async function startKamailio(spec: TargetSpec, users: User[], dir: string): Prom
 
 async function waitForSip(port: number, child: Child, what: string): Promise<void> {
   const dgram = await import('node:dgram');
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 90_000;
   const sock = dgram.createSocket('udp4');
   await new Promise<void>((r) => sock.bind(0, HOST, () => r()));
   const local = sock.address().port;
@@ -203,12 +204,12 @@ async function waitForSip(port: number, child: Child, what: string): Promise<voi
   } finally {
     sock.close();
   }
-  if (!answered) throw new Error(`${what} did not answer OPTIONS within 30 s:\n${child.output().slice(-3000)}`);
+  if (!answered) throw new Error(`${what} did not answer OPTIONS within 90 s:\n${child.output().slice(-3000)}`);
   // Let every worker finish its start-up.
   await sleep(500);
 }
 
-function startTarget(spec: TargetSpec, users: User[], dir: string): Promise<Running> {
+export function startTarget(spec: TargetSpec, users: User[], dir: string): Promise<Running> {
   return spec.kind === 'sipedge' ? startSipedge(spec, users, dir) : startKamailio(spec, users, dir);
 }
 

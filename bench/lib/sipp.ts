@@ -76,7 +76,7 @@ function filesFor(a: SippArgs): SippRun['files'] {
 
 /** Last row of a `-trace_stat` CSV as column → value. */
 export function readStatCsv(p: string): Record<string, string> {
-  let text = '';
+  let text: string;
   try {
     text = fs.readFileSync(p, 'latin1');
   } catch {

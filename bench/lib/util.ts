@@ -156,6 +156,37 @@ export interface Child {
  */
 export const BENCH_NICE = Number(process.env.SIPEDGE_BENCH_NICE ?? -10);
 
+/** Every child still running, so that an interrupted benchmark leaves no process behind. */
+const live = new Set<ChildProcess>();
+let exitHooked = false;
+
+/** Registers a child for {@link killAll} (spawnChild does it; other spawns call this). */
+export function track(proc: ChildProcess): void {
+  live.add(proc);
+  proc.once('exit', () => live.delete(proc));
+  if (exitHooked) return;
+  exitHooked = true;
+  process.once('exit', killAll);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      killAll();
+      process.exit(130);
+    });
+  }
+}
+
+/** SIGKILLs every tracked child still running. */
+export function killAll(): void {
+  for (const p of live) {
+    try {
+      p.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  live.clear();
+}
+
 /**
  * Spawns a command (under `nice -n BENCH_NICE`, which execs it: the pid is the command's);
  * stdout+stderr are kept (tail). It is SIGKILLed after `hardTimeoutMs`.
@@ -166,6 +197,7 @@ export function spawnChild(cmd: string, args: string[], opts: SpawnOptions & { h
     ? spawn('nice', ['-n', String(BENCH_NICE), cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...opts })
     : spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
   if (proc.pid === undefined) throw new Error(`could not spawn ${cmd}`);
+  track(proc);
   let out = '';
   const keep = (s: string): string => (s.length > 400_000 ? s.slice(-200_000) : s);
   proc.stdout?.on('data', (c: Buffer) => (out = keep(out + c.toString('latin1'))));

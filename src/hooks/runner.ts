@@ -103,6 +103,8 @@ class Rejected {
 export class HookRunner {
   private readonly hooks: EdgeHooks[];
   private readonly tx = new WeakMap<ServerTransaction, TxSettings>();
+  /** Frozen copies of the proxy's socket lists (hooks must not change the proxy's own). */
+  private readonly socketViews = new WeakMap<readonly HookSocket[], readonly HookSocket[]>();
   private readonly log: Logger;
   private readonly timeoutMs: number;
   /** Counters: hook calls, rejections, failures (throw / timeout). */
@@ -170,7 +172,17 @@ export class HookRunner {
     return undefined;
   }
 
-  private baseContext(tx: ServerTransaction, sockets: readonly HookSocket[], settings: TxSettings, dest: HookAddress | undefined): HookContextBase {
+  private view(sockets: readonly HookSocket[]): readonly HookSocket[] {
+    let v = this.socketViews.get(sockets);
+    if (!v) {
+      v = Object.freeze(sockets.map((s) => Object.freeze({ ...s, ...(s.advertised ? { advertised: Object.freeze({ ...s.advertised }) } : {}) })));
+      this.socketViews.set(sockets, v);
+    }
+    return v;
+  }
+
+  private baseContext(tx: ServerTransaction, allSockets: readonly HookSocket[], settings: TxSettings, dest: HookAddress | undefined): HookContextBase {
+    const sockets = this.view(allSockets);
     const req = tx.request;
     const flow = tx.inbound.flow;
     const socket = sockets.find((s) => s.id === flow.local.socketId) ?? {

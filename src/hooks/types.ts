@@ -24,6 +24,10 @@
  * so the two controls have no effect on them; `reject` does. SDP media addresses follow
  * `media.advertise` / the public address, not these controls.
  *
+ * (Not to be confused with `src/proxy/hooks.ts`: the proxy's internal extension points, which
+ * the media unit implements. These user hooks run before those, so the SDP addresses the media
+ * unit writes follow a forced socket.)
+ *
  * Hooks may be async. A hook that throws (or rejects, or takes longer than the hook timeout,
  * 5 s) gets the request answered with 500 and is logged; the edge goes on. Invalid arguments to
  * the context's methods throw a {@link HookError} with a stable `code`.

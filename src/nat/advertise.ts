@@ -156,7 +156,7 @@ export function onOwnPrivateNetwork(bound: string, destination: string, ctx?: { 
  */
 export function isInsideFor(socket: Pick<AdvertiseSocket, 'address'> | undefined, destination: string, ctx: AdvertiseContext): boolean {
   if (isLoopback(destination) || inRanges(destination, ctx.localnet)) return true;
-  return false && socket !== undefined && onOwnPrivateNetwork(socket.address, destination, ctx);
+  return socket !== undefined && onOwnPrivateNetwork(socket.address, destination, ctx);
 }
 
 /**

@@ -12,7 +12,8 @@
  *
  *  (a) a1 and a2, behind the same port-preserving MASQUERADE, both register from port 5060 with
  *      their private Contacts; a call from pub1 to each is answered by that phone and by no other
- *      (the X-Phone header of the 200 names the SIPp instance, and only its trace has the INVITE).
+ *      (the X-Phone header of the 200 names the answering SIPp instance's user, and only its trace
+ *      has the INVITE).
  *  (b) conntrack timeout 20 s, keepalives every 10 s: a call placed 60 s after registration still
  *      reaches b2 (behind --random-fully). The same phone registered on edge B (no keepalives)
  *      is not reached — its NAT mapping is gone from the router, the INVITEs die there.
@@ -68,8 +69,6 @@ interface Phone {
   port: number;
   transport: 'udp' | 'tcp';
   edge: EdgeSpec;
-  /** Name in User-Agent / X-Phone. */
-  name: string;
 }
 
 const PASSWORDS: Record<string, string> = {
@@ -250,9 +249,6 @@ async function startPhone(lab: Lab, p: Phone): Promise<Sipp> {
     '-key',
     'expires',
     '3600',
-    '-key',
-    'phone',
-    p.name,
     '-d',
     '200000',
     '-aa',
@@ -343,12 +339,12 @@ describe('far-end NAT: phones behind home routers, through real kernel NAT', { t
   /** When the keepalive phones of (b) got their 200 OK. */
   let windowStart = 0;
 
-  const A1: Phone = { host: 'a1', user: '1001', port: 5060, transport: 'udp', edge: EDGE_A, name: 'a1' };
-  const A2: Phone = { host: 'a2', user: '1002', port: 5060, transport: 'udp', edge: EDGE_A, name: 'a2' };
-  const B1: Phone = { host: 'b1', user: '1003', port: 5060, transport: 'udp', edge: EDGE_A, name: 'b1' };
-  const A1_TCP: Phone = { host: 'a1', user: '1004', port: 5064, transport: 'tcp', edge: EDGE_A, name: 'a1-tcp' };
-  const B2_KA: Phone = { host: 'b2', user: '1005', port: 5060, transport: 'udp', edge: EDGE_A, name: 'b2-keepalive' };
-  const B2_NOKA: Phone = { host: 'b2', user: '1006', port: 5062, transport: 'udp', edge: EDGE_B, name: 'b2-no-keepalive' };
+  const A1: Phone = { host: 'a1', user: '1001', port: 5060, transport: 'udp', edge: EDGE_A };
+  const A2: Phone = { host: 'a2', user: '1002', port: 5060, transport: 'udp', edge: EDGE_A };
+  const B1: Phone = { host: 'b1', user: '1003', port: 5060, transport: 'udp', edge: EDGE_A };
+  const A1_TCP: Phone = { host: 'a1', user: '1004', port: 5064, transport: 'tcp', edge: EDGE_A };
+  const B2_KA: Phone = { host: 'b2', user: '1005', port: 5060, transport: 'udp', edge: EDGE_A };
+  const B2_NOKA: Phone = { host: 'b2', user: '1006', port: 5062, transport: 'udp', edge: EDGE_B };
 
   const e2e = (name: string, timeoutMs: number, fn: (lab: Lab) => Promise<void>) =>
     test(name, { timeout: timeoutMs }, async (t) => {
@@ -412,7 +408,7 @@ describe('far-end NAT: phones behind home routers, through real kernel NAT', { t
       assert.equal(r.code, 0, `pub1 → ${target.user}: call failed\n${info()}`);
       const ok = inviteFinal(r);
       assert.ok(ok && ok.first.startsWith('SIP/2.0 200'), `200 OK for ${target.user}\n${info()}`);
-      assert.equal(hdr(ok, 'x-phone'), target.name, `the 200 came from the SIPp instance on ${target.host}`);
+      assert.equal(hdr(ok, 'x-phone'), target.user, `the 200 came from the SIPp instance on ${target.host}`);
       const mine = phones.get(target.user)!;
       const theirs = phones.get(other.user)!;
       const got = receivedOfCall(mine, r.callId).map((e) => e.first.split(' ')[0]);
@@ -429,13 +425,13 @@ describe('far-end NAT: phones behind home routers, through real kernel NAT', { t
     // b1 calls a1, a1 hangs up: the BYE goes a1 → edge → b1 (flow token: the caller's flow through home2).
     const r1 = await call(lab, { host: 'b1', port: 5070, user: '1003', callee: A1.user, edge: EDGE_A, calleeHangsUp: true });
     assert.equal(r1.code, 0, `b1 → a1, a1 hangs up: b1 must receive the BYE\n${describeSipp(r1.sipp)}\n${edgeTail()}`);
-    assert.ok(r1.entries.some((e) => e.dir === 'received' && e.first.startsWith('BYE ') && hdr(e, 'x-phone') === 'a1'), 'b1 received the BYE sent by a1');
+    assert.ok(r1.entries.some((e) => e.dir === 'received' && e.first.startsWith('BYE ') && hdr(e, 'x-phone') === A1.user), 'b1 received the BYE sent by a1');
     assert.ok(a1.entries().some((e) => e.dir === 'received' && callIdOf(e) === r1.callId && e.first.startsWith('SIP/2.0 200') && /BYE/.test(cseqOf(e))), 'a1 got the 200 for its BYE');
 
     // a1 calls b1, b1 hangs up: the BYE goes b1 → edge → a1 (through home1).
     const r2 = await call(lab, { host: 'a1', port: 5070, user: '1001', callee: B1.user, edge: EDGE_A, calleeHangsUp: true });
     assert.equal(r2.code, 0, `a1 → b1, b1 hangs up: a1 must receive the BYE\n${describeSipp(r2.sipp)}\n${edgeTail()}`);
-    assert.ok(r2.entries.some((e) => e.dir === 'received' && e.first.startsWith('BYE ') && hdr(e, 'x-phone') === 'b1'), 'a1 received the BYE sent by b1');
+    assert.ok(r2.entries.some((e) => e.dir === 'received' && e.first.startsWith('BYE ') && hdr(e, 'x-phone') === B1.user), 'a1 received the BYE sent by b1');
     assert.ok(b1.entries().some((e) => e.dir === 'received' && callIdOf(e) === r2.callId && e.first.startsWith('SIP/2.0 200') && /BYE/.test(cseqOf(e))), 'b1 got the 200 for its BYE');
 
     // b1 calls a1 and hangs up itself: the BYE reaches the NATed callee a1.
@@ -453,7 +449,7 @@ describe('far-end NAT: phones behind home routers, through real kernel NAT', { t
 
     const r = await call(lab, { host: 'pub1', port: 5072, user: '1010', callee: A1_TCP.user, edge: EDGE_A });
     assert.equal(r.code, 0, `pub1 (UDP) → a1 (TCP)\n${describeSipp(r.sipp)}\n${edgeTail()}`);
-    assert.equal(hdr(inviteFinal(r)!, 'x-phone'), 'a1-tcp');
+    assert.equal(hdr(inviteFinal(r)!, 'x-phone'), A1_TCP.user, 'answered by the TCP phone');
     const inv = receivedOfCall(phone, r.callId).find((e) => e.first.startsWith('INVITE '));
     assert.ok(inv, 'the TCP phone received the INVITE');
     assert.equal(inv.transport, 'TCP', 'over TCP');
@@ -506,7 +502,7 @@ describe('far-end NAT: phones behind home routers, through real kernel NAT', { t
       assert.ok(row.expires > 0 && row.expires <= MAX_EXPIRES, `${what}: nat.maxExpires caps 3600 to ${MAX_EXPIRES}`);
       assert.equal(row.reachable, 'yes', `${what}: reachable`);
       assert.ok(typeof row.rttMs === 'number' && row.rttMs >= 0 && row.rttMs < 1000, `${what}: RTT`);
-      assert.equal(row.userAgent, `SIPp phone ${p.name}`);
+      assert.equal(row.userAgent, `SIPp phone ${p.user}`);
     }
     // Each NAT decision is logged at debug level with the tests that fired (edge A logs at debug).
     const decisions = (edges.get('A')?.out() ?? '')
@@ -541,7 +537,7 @@ describe('far-end NAT: phones behind home routers, through real kernel NAT', { t
       call(lab, { host: 'pub2', port: 5075, user: '1010', callee: B2_NOKA.user, edge: EDGE_B, recvTimeoutMs: 12_000 }),
     ]);
     assert.equal(on.code, 0, `with keepalives the call reaches b2\n${describeSipp(on.sipp)}\n${edgeTail()}`);
-    assert.equal(hdr(inviteFinal(on)!, 'x-phone'), 'b2-keepalive');
+    assert.equal(hdr(inviteFinal(on)!, 'x-phone'), B2_KA.user, 'answered by the phone on b2:5060');
     assert.ok(receivedOfCall(phones.get(B2_KA.user)!, on.callId).some((e) => e.first.startsWith('INVITE ')), 'b2:5060 received the INVITE');
 
     assert.notEqual(off.code, 0, `without keepalives the call must fail\n${describeSipp(off.sipp)}`);

@@ -21,7 +21,9 @@ import { silentLogger } from '../../src/lib/log.js';
 import { getHeader, getHeaderValues } from '../../src/sip/headers.js';
 import { parseVia } from '../../src/sip/via.js';
 import type { SipRequest } from '../../src/sip/message.js';
-import { HookError, defineHooks, loadHooks, type EdgeHooks } from '../../src/hooks/index.js';
+import { HookError, HookRunner, defineHooks, loadHooks, type EdgeHooks, type HookSocket, type RunnerTarget } from '../../src/hooks/index.js';
+import { FakeClock } from '../../src/lib/clock.js';
+import type { ServerTransaction } from '../../src/transaction/types.js';
 import { hooks as exampleTsHooks } from '../../examples/hooks.js';
 import { Ua, rand, uriOf, type Received } from './ua.js';
 
@@ -348,3 +350,94 @@ hooks:
   });
 });
 
+
+describe('HookRunner (unit, fake clock)', () => {
+  const SOCKETS: HookSocket[] = [
+    { id: 'udp:10.0.0.10:5060', transport: 'udp', address: '10.0.0.10', port: 5060 },
+    { id: 'tcp:10.0.0.10:5060', transport: 'tcp', address: '10.0.0.10', port: 5060 },
+    { id: 'udp:10.0.0.10:5070', transport: 'udp', address: '10.0.0.10', port: 5070 },
+  ];
+  /** A server transaction as far as the runner looks at it. */
+  const fakeTx = (): ServerTransaction =>
+    ({
+      request: {
+        type: 'request',
+        method: 'INVITE',
+        uri: 'sip:bob@example.test',
+        version: 'SIP/2.0',
+        headers: [
+          { name: 'Call-ID', key: 'call-id', value: 'c1' },
+          { name: 'To', key: 'to', value: '<sip:bob@example.test>' },
+        ],
+        body: Buffer.alloc(0),
+      },
+      inbound: { flow: { transport: 'udp', local: { socketId: SOCKETS[0].id, address: '10.0.0.10', port: 5060 }, remote: { address: '198.51.100.50', port: 5070 } } },
+    }) as unknown as ServerTransaction;
+  const target = (transport: 'udp' | 'tcp'): RunnerTarget => ({ uri: 'sip:bob@198.51.100.60', dest: { transport, address: '198.51.100.60', port: 5060, connectionId: 7 } });
+
+  test('a hook that never settles fails the request with 500 after the timeout', async () => {
+    const clock = new FakeClock();
+    const runner = new HookRunner([{ onRequest: () => new Promise<void>(() => undefined) }], { clock, timeoutMs: 1000 });
+    const p = runner.onRequest(fakeTx(), SOCKETS);
+    await new Promise((r) => setImmediate(r));
+    clock.advance(999);
+    let settled = false;
+    void p.then(() => (settled = true));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(settled, false, 'still waiting before the timeout');
+    clock.advance(1);
+    assert.deepEqual(await p, { status: 500, reason: 'Server Internal Error' });
+    assert.equal(runner.stats.failed, 1);
+  });
+
+  test('transaction-level settings reach every branch they can; a socket that cannot reach a branch is skipped there', async () => {
+    const runner = new HookRunner([{ onRequest: (ctx) => (ctx.forceSendSocket('udp:10.0.0.10:5070'), ctx.setAdvertisedAddress('pbx.example.test')) }], { clock: new FakeClock() });
+    const tx = fakeTx();
+    assert.equal(await runner.onRequest(tx, SOCKETS), undefined);
+    const u = target('udp');
+    const t = target('tcp');
+    assert.equal(await runner.beforeForward(tx, [u, t], SOCKETS), undefined);
+    assert.equal(u.dest.socketId, 'udp:10.0.0.10:5070');
+    assert.equal(u.dest.connectionId, 7, 'UDP keeps its fields');
+    assert.deepEqual(u.advertised, { host: 'pbx.example.test' });
+    assert.equal(t.dest.socketId, undefined, 'a UDP socket cannot send a TCP branch: not forced there');
+    assert.deepEqual(t.advertised, { host: 'pbx.example.test' }, 'the address still applies');
+  });
+
+  test('beforeForward: socket mismatch and bad arguments are HookErrors; sockets are read-only copies', async () => {
+    const errors: unknown[] = [];
+    const runner = new HookRunner(
+      [
+        {
+          beforeForward(ctx) {
+            for (const f of [
+              () => ctx.forceSendSocket('udp:10.0.0.10:5060'),
+              () => ctx.forceSendSocket('udp:192.0.2.1:5060'),
+              () => ctx.setAdvertisedAddress('not an address'),
+              () => ctx.setAdvertisedAddress('192.0.2.1', 70000),
+              () => ctx.reject(200),
+              () => (ctx.sockets as HookSocket[]).push(SOCKETS[0]),
+            ]) {
+              try {
+                f();
+              } catch (e) {
+                errors.push(e);
+              }
+            }
+            ctx.forceSendSocket('tcp:10.0.0.10:5060');
+            ctx.setAdvertisedAddress('[2001:db8::1]', 5080);
+          },
+        },
+      ],
+      { clock: new FakeClock() },
+    );
+    const t = target('tcp');
+    assert.equal(await runner.beforeForward(fakeTx(), [t], SOCKETS), undefined);
+    const codes = errors.map((e) => (e instanceof HookError ? e.code : (e as Error).name));
+    assert.deepEqual(codes, ['SIPEDGE_HOOK_SOCKET_MISMATCH', 'SIPEDGE_HOOK_UNKNOWN_SOCKET', 'SIPEDGE_HOOK_BAD_ADDRESS', 'SIPEDGE_HOOK_BAD_ADDRESS', 'SIPEDGE_HOOK_BAD_STATUS', 'TypeError']);
+    assert.equal(SOCKETS.length, 3, 'the proxy`s socket list is untouched');
+    assert.equal(t.dest.socketId, 'tcp:10.0.0.10:5060');
+    assert.equal(t.dest.connectionId, undefined, 'a forced TCP socket opens its own connection');
+    assert.deepEqual(t.advertised, { host: '2001:db8::1', port: 5080 });
+  });
+});

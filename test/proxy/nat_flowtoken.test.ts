@@ -1,15 +1,22 @@
 /**
  * Flow tokens (src/proxy/flowtoken.ts): AES-256-GCM sealed, so they neither reveal our private
  * socket addresses on the public side nor can be forged; and the persistent secret next to the
- * SQLite file (src/proxy/flowtoken_secret.ts) that lets tokens survive a restart.
+ * SQLite file (src/proxy/flowtoken_secret.ts) that lets tokens survive a restart — also
+ * through a real restart of an in-process edge.
  */
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { FlowTokenCodec, type FlowToken } from '../../src/proxy/flowtoken.js';
 import { flowTokenSecretPath, loadFlowTokenSecret } from '../../src/proxy/flowtoken_secret.js';
+import { Edge } from '../../src/edge.js';
+import { parseConfigText } from '../../src/config/index.js';
+import { silentLogger } from '../../src/lib/log.js';
+import { getHeader, getHeaderValues } from '../../src/sip/headers.js';
+import { HOST, Ua, branch } from './ua.js';
 
 const TOKEN: FlowToken = {
   ftag: '15602SIPpTag001',
@@ -98,3 +105,99 @@ describe('persistent flow token secret', () => {
     assert.equal(fs.readFileSync(`${db}.flowtoken.key`, 'utf8'), 'not hex\n');
   });
 });
+
+describe('flow tokens survive an edge restart (SQLite store, secret file next to it)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sipedge-flowkey-restart-'));
+  const uas: Ua[] = [];
+  let edge: Edge | undefined;
+  after(async () => {
+    await Promise.all(uas.map((u) => u.close()));
+    await edge?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a BYE after the restart still reaches the NATed callee through the token in Record-Route', async () => {
+    const port = await freeUdpPort();
+    const domain = `${HOST}:${port}`;
+    const r = parseConfigText(`
+listen: ["udp:${HOST}:${port}"]
+store: "sqlite:${path.join(dir, 'sipedge.db')}"
+api: { enabled: false }
+media: { relay: never }
+nat: { keepalive: { interval: 0 } }
+`);
+    if (!r.ok) throw new Error(JSON.stringify(r.errors));
+    edge = await Edge.start(r.config, { logger: silentLogger });
+    const callee = await Ua.open('NATed callee');
+    const caller = await Ua.open('caller');
+    uas.push(callee, caller);
+    // The callee claims a private address: only its flow (the token) reaches it.
+    callee.send(
+      [
+        `REGISTER sip:${domain} SIP/2.0`,
+        `Via: SIP/2.0/UDP 192.168.1.30:5060;branch=${branch()};rport`,
+        'Max-Forwards: 70',
+        `From: <sip:4001@${domain}>;tag=r1`,
+        `To: <sip:4001@${domain}>`,
+        'Call-ID: restart-reg',
+        'CSeq: 1 REGISTER',
+        'Contact: <sip:4001@192.168.1.30:5060>',
+        'Expires: 600',
+      ].join('\n'),
+      port,
+    );
+    assert.equal((await callee.nextFinal('REGISTER')).msg.status, 200);
+    const from = `<sip:caller@${domain}>;tag=ct1`;
+    caller.send(
+      [`INVITE sip:4001@${domain} SIP/2.0`, `Via: ${caller.via()}`, 'Max-Forwards: 70', `From: ${from}`, `To: <sip:4001@${domain}>`, 'Call-ID: restart-call', 'CSeq: 1 INVITE', `Contact: <${caller.contact('caller')}>`].join('\n'),
+      port,
+    );
+    const inv = await callee.nextRequest('INVITE');
+    callee.reply(inv, 200, 'OK', { toTag: 'ce1', headers: ['Contact: <sip:4001@192.168.1.30:5060>'] });
+    const ok = await caller.nextFinal('INVITE');
+    assert.equal(ok.msg.status, 200);
+    const routes = getHeaderValues(ok.msg, 'record-route').reverse();
+    assert.ok(routes.length > 0, 'Record-Route');
+
+    await edge.close();
+    edge = undefined;
+    const again = parseConfigText(`
+listen: ["udp:${HOST}:${port}"]
+store: "sqlite:${path.join(dir, 'sipedge.db')}"
+api: { enabled: false }
+media: { relay: never }
+nat: { keepalive: { interval: 0 } }
+`);
+    if (!again.ok) throw new Error(JSON.stringify(again.errors));
+    edge = await Edge.start(again.config, { logger: silentLogger });
+
+    caller.send(
+      [
+        `BYE sip:4001@192.168.1.30:5060 SIP/2.0`,
+        `Via: ${caller.via()}`,
+        ...routes.map((x) => `Route: ${x}`),
+        'Max-Forwards: 70',
+        `From: ${from}`,
+        `To: <sip:4001@${domain}>;tag=ce1`,
+        'Call-ID: restart-call',
+        'CSeq: 2 BYE',
+      ].join('\n'),
+      port,
+    );
+    const bye = await callee.nextRequest('BYE', 3000);
+    assert.equal(getHeader(bye.msg, 'call-id'), 'restart-call');
+    callee.reply(bye, 200, 'OK');
+    assert.equal((await caller.nextFinal('BYE')).msg.status, 200);
+  });
+});
+
+function freeUdpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket('udp4');
+    s.once('error', reject);
+    s.bind(0, HOST, () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+  });
+}
