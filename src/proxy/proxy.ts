@@ -33,7 +33,7 @@ import type { ClientTransaction, ServerTransaction, TransactionUser } from '../t
 import type { Destination, Flow, Inbound, SendResult, TransportProto, ListenSpec } from '../transport/types.js';
 import type { Registrar } from '../registrar/registrar.js';
 import { aorFromUri } from '../registrar/aor.js';
-import type { DigestAuth, DigestResult } from '../registrar/digest.js';
+import { parseDigestParams, type DigestAuth, type DigestResult } from '../registrar/digest.js';
 import type { Binding } from '../store/types.js';
 import { advertisedFor, type AdvertiseContext, type AdvertiseSocket } from '../nat/advertise.js';
 import { detectNat } from '../nat/detect.js';
@@ -365,6 +365,9 @@ export class Proxy implements TransactionUser {
       if (!r.ok) return this.challenge(tx, r);
       const fromUser = this.fromUser(req);
       if (fromUser !== r.username) return this.reject(tx, 403, 'Forbidden - From does not match credentials');
+      // Kamailio consume_credentials: the credentials for our realm were for us (hop by hop,
+      // RFC 3261 §22.3); they are not revealed to the callee. Other realms' pass through.
+      this.consumeCredentials(req);
     }
 
     // nat.rewriteContact (Kamailio fix_nated_contact): a NATed sender's Contact becomes its flow.
@@ -385,6 +388,17 @@ export class Proxy implements TransactionUser {
     const hooked = this.hooks?.request ? await this.hooks.request(tx, targets.flat()) : true;
     if (hooked !== true) return hooked === false ? undefined : this.reject(tx, hooked.status, hooked.reason);
     this.proxy(tx, targets);
+  }
+
+  /** Removes Proxy-Authorization values whose realm is ours (after a successful check). */
+  private consumeCredentials(req: SipRequest): void {
+    const realm = this.auth?.realm;
+    const values = getHeaderValues(req, 'proxy-authorization');
+    if (!realm || values.length === 0) return;
+    const keep = values.filter((v) => parseDigestParams(v)?.realm !== realm);
+    if (keep.length === values.length) return;
+    removeHeader(req, 'proxy-authorization');
+    for (const v of keep) appendHeader(req, 'Proxy-Authorization', v);
   }
 
   /** Requests addressed to the edge itself (no user part): OPTIONS keepalives and probes. */

@@ -376,6 +376,7 @@ describe('a call through the proxy', () => {
     assert.equal(theirs.params.received, HOST, 'received stamped');
     assert.equal(theirs.params.rport, String(caller.port), 'rport filled with the source port');
     assert.equal(getHeader(fwd, 'max-forwards'), '69', 'Max-Forwards decremented');
+    assert.equal(getHeader(fwd, 'proxy-authorization'), undefined, 'our credentials are consumed, not shown to the callee');
     const rrs = getHeaderValues(fwd, 'record-route');
     assert.ok(rrs.length >= 1, 'Record-Route inserted');
     const rr = parseNameAddr(rrs[0]);
