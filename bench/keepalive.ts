@@ -29,6 +29,7 @@ export interface KeepaliveResult {
   refreshS: number;
   refreshCpuS: number;
   rssBytes: number;
+  rcvbufDrops: number;
   sinkAnswered: number;
 }
 
@@ -50,7 +51,8 @@ export async function benchKeepalive(opts: KeepaliveOptions): Promise<{ results:
     const r = JSON.parse(line) as KeepaliveResult;
     progress(
       `  ${n} bindings: ${r.perSecond.toFixed(0)} OPTIONS/s, ${r.cpuPct.toFixed(1)} % of one core, ${r.cpuUsPerKeepalive.toFixed(0)} µs each, ` +
-        `${r.answered} answered, ${r.timeouts} timeouts, loop delay p99 ${r.loopDelayP99Ms.toFixed(1)} ms`,
+        `${r.answered} answered, ${r.timeouts} timeouts, the phones answered ${r.sinkAnswered} requests (retransmissions included), ` +
+        `${r.rcvbufDrops} UDP rcvbuf drops, loop delay p99 ${r.loopDelayP99Ms.toFixed(1)} ms`,
     );
     results.push(r);
   }

@@ -113,6 +113,7 @@ export function makeUsers(n: number): User[] {
   const users: User[] = [];
   for (let i = 0; i < n; i++) {
     const u = String(200000 + i);
+    // Kamailio derives the same password from the user name (bench/peers/kamailio.cfg).
     users.push({ username: u, password: `pw-${u}-secret` });
   }
   return users;
@@ -168,7 +169,6 @@ async function startKamailio(spec: TargetSpec, users: User[], dir: string): Prom
   fs.copyFileSync(path.join(BENCH_DIR, 'peers', 'kamailio.cfg'), path.join(dir, 'kamailio.cfg'));
   fs.writeFileSync(path.join(dir, 'bench-local.cfg'), `listen=udp:${HOST}:${port}\nalias="${HOST}:${port}"\nchildren=${spec.children ?? 4}\n`);
   fs.writeFileSync(path.join(dir, 'bench-ctl.cfg'), `modparam("ctl", "binrpc", "unix:${path.join(dir, 'kamailio_ctl')}")\n`);
-  fs.writeFileSync(path.join(dir, 'bench-users.cfg'), users.map((u) => `$sht(users=>${u.username}) = "${u.password}";`).join('\n') + '\n');
   const args = ['-DD', '-E', '-f', path.join(dir, 'kamailio.cfg'), '-m', '512', '-M', '32', '-Y', dir, '-P', path.join(dir, 'kamailio.pid')];
   const child = spawnChild('kamailio', args, { cwd: dir, hardTimeoutMs: 3600_000 });
   // Ready when it answers an OPTIONS: poll with a short SIPp-free UDP probe.

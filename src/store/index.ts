@@ -6,23 +6,36 @@
  * | `sqlite:./var/sipedge.db` | {@link SqliteLocationStore} on that file (relative to the working directory; `sqlite:///abs/path` also works) |
  * | `sqlite::memory:`         | {@link SqliteLocationStore} in memory        |
  * | `memory:`                 | {@link MemoryLocationStore}                  |
- * | `redis://…`               | not supported yet (rejected)                 |
+ * | `redis://[[user]:password@]host[:port][/db][?prefix=P]` | {@link RedisLocationStore} (`rediss://` for TLS; db 0 and prefix `sipedge:` by default) |
  */
 import { MemoryLocationStore } from './memory.js';
+import { RedisLocationStore } from './redis.js';
 import { SqliteLocationStore } from './sqlite.js';
 import type { LocationStore } from './types.js';
+import type { Logger } from '../lib/log.js';
 
 export type { Binding, LocationStore, ReceivedFlow } from './types.js';
 export { MemoryLocationStore } from './memory.js';
 export { SqliteLocationStore, SQLITE_SCHEMA_VERSION } from './sqlite.js';
+export { RedisLocationStore, RedisStoreError, parseRedisStoreUrl, REDIS_DEFAULT_PREFIX } from './redis.js';
+export type { RedisStoreErrorCode, RedisStoreOptions, RedisStoreTarget } from './redis.js';
+
+/** Options of {@link openLocationStore}. */
+export interface OpenLocationStoreOptions {
+  /** Where network stores (Redis) log connection errors and reconnects. */
+  logger?: Logger;
+  /** How long start-up waits for a network store (Redis), ms. Default 3000. */
+  connectTimeoutMs?: number;
+}
 
 /**
  * Opens the location store named by `url`.
- * @param url `sqlite:PATH`, `sqlite::memory:` or `memory:`
+ * @param url `sqlite:PATH`, `sqlite::memory:`, `memory:` or `redis://host:6379[/db][?prefix=P]`
  * @throws Error with a message naming the accepted forms for an unknown or unsupported scheme,
- *   or when the database cannot be opened
+ *   or when the database cannot be opened; for Redis a `RedisStoreError` when the URL is bad or
+ *   Redis does not answer within `connectTimeoutMs` (connected eagerly, so start-up fails clearly)
  */
-export async function openLocationStore(url: string): Promise<LocationStore> {
+export async function openLocationStore(url: string, opts: OpenLocationStoreOptions = {}): Promise<LocationStore> {
   const colon = url.indexOf(':');
   const scheme = colon > 0 ? url.slice(0, colon).toLowerCase() : '';
   const rest = colon > 0 ? url.slice(colon + 1) : '';
@@ -38,11 +51,11 @@ export async function openLocationStore(url: string): Promise<LocationStore> {
     }
     case 'redis':
     case 'rediss':
-      // The URL may carry a password: never echo it.
-      throw new Error(`store scheme "${scheme}:" is not supported yet (use sqlite:PATH, sqlite::memory: or memory:)`);
+      // The URL may carry a password: RedisLocationStore never echoes it.
+      return RedisLocationStore.connect(url, opts);
     default:
       throw new Error(
-        `unknown store URL ${scheme === '' ? `"${url.length > 64 ? url.slice(0, 64) + '…' : url}"` : `scheme "${scheme}:"`} (expected sqlite:PATH, sqlite::memory: or memory:)`,
+        `unknown store URL ${scheme === '' ? `"${url.length > 64 ? url.slice(0, 64) + '…' : url}"` : `scheme "${scheme}:"`} (expected sqlite:PATH, sqlite::memory:, memory: or redis://host:6379)`,
       );
   }
 }

@@ -13,14 +13,16 @@
  * addresses in SDP; the relay learns (latches) their NAT mappings from their packets.
  *
  * RTP comes from pcaps written by helpers/rtp_pcap.ts, so that every packet count is exact and
- * two streams can be told apart by their size: each phone first sends one comfort-noise packet
- * (RFC 3389, 41-byte IP packet) so the relay can latch onto it, then — 500 ms later — G.711
- * (20 ms: 200-byte IP packets; 30 ms: 280-byte IP packets). Until both phones have sent a
- * packet the relay cannot know where either one really is (both SDPs name private addresses of
- * other networks), so the comfort-noise packet of whichever phone starts first is not
- * deliverable; the audio is. Packets are counted with iptables in the phones' namespaces: sent
- * = OUTPUT of the sending phone (source = its media port), received = INPUT of the receiving
- * phone (destination = its media port, source = the relay's public address), by packet length.
+ * two streams can be told apart by their size. Each phone first sends one comfort-noise packet
+ * (RFC 3389, a 41-byte IP packet) so the relay can latch onto it — the callee as soon as it has
+ * sent its 200, the caller right after its ACK — and starts its audio 500 ms after the ACK
+ * (G.711, 20 ms: 200-byte IP packets; 30 ms: 280-byte IP packets). Both SDPs name private
+ * addresses of other networks, so the relay cannot send to a phone before that phone's first
+ * packet: the callee's comfort-noise packet is not deliverable (the caller is not latched yet);
+ * the audio is. Packets are counted with iptables, hop by hop: sent = OUTPUT of the sending
+ * phone (source = its media port), reached the edge / relayed = INPUT / OUTPUT of the edge on the
+ * relay ports, received = INPUT of the receiving phone (destination = its media port, source =
+ * the relay's public address), by packet length.
  *
  *  (a) a1 calls b1, each side plays 250 packets (5 s): ≥ 99 % of what each side sent arrives at
  *      the other; GET /api/calls shows the call with each leg's private signalled address and
@@ -509,7 +511,10 @@ describe('media relay through real kernel NAT: RTP both ways, hold/unhold, media
       const ab = await direction(lab, caller, callee, MAIN, LEN_20MS);
       const ba = await direction(lab, callee, caller, MAIN, LEN_20MS);
       let peak = 0;
+      // SIPEDGE_E2E_CAPTURE=1: the edge's traffic goes to d-edge.pcap in the work dir (kept with SIPEDGE_E2E_KEEP=1).
+      const cap = process.env.SIPEDGE_E2E_CAPTURE ? await lab.capture('edge', lab.addr('edge').iface, 'udp', path.join(work, 'd-edge.pcap')) : undefined;
       const run = await startCall(lab, { e: MAIN, caller, callee, uac: 'media_uac', uas: 'media_uas', calls: CALLS, limit: CALLS, rate: 25, holdMs: 6000, timeoutMs: 90_000 });
+      void run.done.then(() => cap?.stop());
       // Sample GET /api/calls while the calls run (they all overlap: 2 s to set up, 6.5 s each).
       const sampler = (async () => {
         for (let i = 0; i < 6 && run.uac.proc.child.exitCode === null; i++) {
