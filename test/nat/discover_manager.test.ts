@@ -52,7 +52,7 @@ type Change = [string | undefined, string | undefined, PublicAddressSource];
 function manager(t: { after: (fn: () => Promise<void>) => void }, config: PublicAddressConfig, extra: Partial<ConstructorParameters<typeof PublicAddressManager>[0]> = {}) {
   const clock = new FakeClock();
   const log = captureLogger();
-  const m = new PublicAddressManager({ config, clock, logger: log.logger, timeoutMs: 300, ...extra });
+  const m = new PublicAddressManager({ config, clock, logger: log.logger, timeoutMs: 2000, ...extra });
   const changes: Change[] = [];
   m.onChange((next, prev, source) => changes.push([next, prev, source]));
   t.after(() => m.close());
