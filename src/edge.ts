@@ -10,6 +10,7 @@ import type { SipedgeMetrics } from './api/metrics.js';
 import { messageKind } from './api/metrics.js';
 import type { EdgeApi, PeerRow, CallRow } from './edge-api.js';
 import { openLocationStore } from './store/index.js';
+import { RedisLocationStore } from './store/redis.js';
 import type { LocationStore } from './store/types.js';
 import { DigestAuth } from './registrar/digest.js';
 import { Registrar } from './registrar/registrar.js';
@@ -129,7 +130,7 @@ export class Edge implements EdgeApi {
     // when every method fails it logs loudly and keeps retrying while we advertise the private one.
     const publicAddress = new PublicAddressManager({ config: config.publicAddress, clock, logger: log });
     await publicAddress.start();
-    const store = await openLocationStore(config.store);
+    const store = await openLocationStore(config.store, { logger: log });
     const auth =
       config.users.length > 0
         ? new DigestAuth({ realm: config.registrar.realm, users: config.users, clock, nonceTtlMs: config.auth.nonceTtl * 1000, algorithms: config.auth.algorithms })
@@ -185,7 +186,8 @@ export class Edge implements EdgeApi {
       },
       advertise: advertiseContext(config, publicAddress.address),
       // Flow tokens in our Record-Route survive a restart when the secret sits next to the SQLite file.
-      flowTokens: new FlowTokenCodec(loadFlowTokenSecret(config.store, log).secret),
+      // Nodes sharing a Redis store share the flow-token key, so any node can route a dialog.
+      flowTokens: new FlowTokenCodec(store instanceof RedisLocationStore ? await store.sharedSecret('flowtoken') : loadFlowTokenSecret(config.store, log).secret),
       logger: log,
     });
     const layer = new TransactionLayer({

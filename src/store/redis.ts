@@ -8,6 +8,7 @@
  * |---------------------|------------|-----------------------------------------------------------|
  * | `{prefix}aor:{aor}` | list       | the AOR's binding set, one JSON-encoded {@link Binding} per element, in stored order |
  * | `{prefix}expiry`    | sorted set | member = AOR, score = earliest `expiresAt` of its bindings (Unix epoch ms) |
+ * | `{prefix}secret:{name}` | string | a secret shared by the nodes ({@link RedisLocationStore.sharedSecret}) |
  *
  * - `setBindings` replaces the list and the AOR's expiry score in one MULTI/EXEC, so other nodes
  *   never see half a binding set or a list without its expiry entry.
@@ -34,6 +35,7 @@
  * connection error; nothing waits in an offline queue. ioredis `error` events are logged
  * (throttled), never left unhandled.
  */
+import { randomBytes } from 'node:crypto';
 import { Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
 import { createLogger, type Logger } from '../lib/log.js';
 import type { Binding, LocationStore } from './types.js';
@@ -388,6 +390,28 @@ export class RedisLocationStore implements LocationStore {
       await ended;
     })();
     return this.closing;
+  }
+
+  /**
+   * A random secret shared by every node on this Redis and prefix (`{prefix}secret:{name}`, hex),
+   * created by whichever node asks first (`SET NX`), never changed afterwards. Meant for the
+   * flow-token key, so a dialog's Record-Route token made by one node decodes on the others.
+   * @param bytes length of a newly created secret
+   */
+  async sharedSecret(name: string, bytes = 32): Promise<Buffer> {
+    this.assertUsable('sharedSecret');
+    const key = `${this.prefix}secret:${name}`;
+    let hex: string | null;
+    try {
+      await this.redis.set(key, randomBytes(bytes).toString('hex'), 'NX');
+      hex = await this.redis.get(key);
+    } catch (err) {
+      throw this.ioError('sharedSecret', err);
+    }
+    if (hex === null || !/^(?:[0-9a-f]{2})+$/i.test(hex)) {
+      throw new RedisStoreError('SIPEDGE_STORE_REDIS_CORRUPT', `redis location store ${this.display}: key "${key}" does not hold a hex secret`);
+    }
+    return Buffer.from(hex, 'hex');
   }
 
   /** Runs the same script as {@link purgeExpired} uses on one AOR (for tests and tools). */

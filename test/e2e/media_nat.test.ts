@@ -15,7 +15,7 @@
  * RTP comes from pcaps written by helpers/rtp_pcap.ts, so that every packet count is exact and
  * two streams can be told apart by their size. Each phone first sends one comfort-noise packet
  * (RFC 3389, a 41-byte IP packet) so the relay can latch onto it — the callee as soon as it has
- * sent its 200, the caller right after its ACK — and starts its audio 500 ms after the ACK
+ * sent its 200, the caller right after its ACK — and starts its audio 1 s after the ACK
  * (G.711, 20 ms: 200-byte IP packets; 30 ms: 280-byte IP packets). Both SDPs name private
  * addresses of other networks, so the relay cannot send to a phone before that phone's first
  * packet: the callee's comfort-noise packet is not deliverable (the caller is not latched yet);
@@ -72,6 +72,8 @@ const PCAPS = {
   post: { packets: 150, payloadBytes: 240, intervalMs: 30 },
   short: { packets: 50, payloadBytes: 160, intervalMs: 20 },
 } as const;
+/** The scenarios start their audio this long after the ACK (`<pause milliseconds="1000"/>`). */
+const AUDIO_AFTER_ACK_MS = 1000;
 const LEN_20MS = rtpIpLength(160);
 const LEN_30MS = rtpIpLength(240);
 
@@ -484,8 +486,8 @@ describe('media relay through real kernel NAT: RTP both ways, hold/unhold, media
         assert.match(traceHeader(bye, 'via') ?? '', new RegExp(`${PUBLIC.replace(/\./g, '\\.')}:${SHORT.port}`), `${who}: the BYE comes from the edge's public address`);
         const ack = t.find((e) => (e.dir === 'sent' || e.dir === 'received') && e.first.startsWith('ACK '));
         assert.ok(ack, `${who}: the ACK is in its trace`);
-        // Audio ends 0.5 s (probe pause) + 1 s (short.pcap) after the ACK.
-        const lastPacket = ack.at + 500 + PCAPS.short.packets * PCAPS.short.intervalMs;
+        // Audio ends 1 s (the pause after the comfort-noise packet) + 1 s (short.pcap) after the ACK.
+        const lastPacket = ack.at + AUDIO_AFTER_ACK_MS + PCAPS.short.packets * PCAPS.short.intervalMs;
         const idle = bye.at - lastPacket;
         console.error(`media_nat (c): ${who} got the BYE ${idle} ms after its last RTP packet (media.timeout ${SHORT.timeout} s)`);
         assert.ok(idle >= SHORT.timeout * 1000 - 300, `${who}: BYE ${idle} ms after media stopped: not before media.timeout`);
@@ -515,12 +517,15 @@ describe('media relay through real kernel NAT: RTP both ways, hold/unhold, media
       const cap = process.env.SIPEDGE_E2E_CAPTURE ? await lab.capture('edge', lab.addr('edge').iface, 'udp', path.join(work, 'd-edge.pcap')) : undefined;
       const run = await startCall(lab, { e: MAIN, caller, callee, uac: 'media_uac', uas: 'media_uas', calls: CALLS, limit: CALLS, rate: 25, holdMs: 6000, timeoutMs: 90_000 });
       void run.done.then(() => cap?.stop());
-      // Sample GET /api/calls while the calls run (they all overlap: 2 s to set up, 6.5 s each).
+      // Sample GET /api/calls while the calls run (all 50 overlap from ~2 s, the end of the
+      // set-up at 25 calls/s, to ~7 s); twice at most: each sample is a node process in the edge namespace.
       const sampler = (async () => {
-        for (let i = 0; i < 6 && run.uac.proc.child.exitCode === null; i++) {
-          await sleep(1000);
+        for (const wait of [3500, 1500]) {
+          await sleep(wait);
+          if (run.uac.proc.child.exitCode !== null) break;
           const rows = await calls(lab, MAIN).catch(() => []);
           peak = Math.max(peak, rows.filter((r) => r.state === 'confirmed' && r.media === 'relay' && r.from === `sip:${caller.user}@${DOMAIN}`).length);
+          if (peak === CALLS) break;
         }
       })();
       const res = await run.done;

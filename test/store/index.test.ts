@@ -39,9 +39,10 @@ describe('openLocationStore', () => {
     assert.ok(existsSync(abs));
   });
 
-  it('rejects redis:// as not supported yet without echoing credentials', async () => {
-    await assert.rejects(openLocationStore('redis://:hunter2@10.0.0.5:6379'), (err: Error) => {
-      assert.match(err.message, /not supported yet/);
+  it('redis:// to an unreachable server fails fast, naming the URL without the password', async () => {
+    // Loopback only (network rule): port 1 refuses the connection at once.
+    await assert.rejects(openLocationStore('redis://:hunter2@127.0.0.1:1'), (err: Error) => {
+      assert.match(err.message, /cannot connect to the Redis location store at redis:\/\/127\.0\.0\.1:1\/0/);
       assert.doesNotMatch(err.message, /hunter2/);
       return true;
     });

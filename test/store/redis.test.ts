@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -218,6 +219,17 @@ describe('RedisLocationStore on a shared Redis', () => {
     assert.deepEqual(await s.getBindings(aor), []);
   });
 
+  it('sharedSecret: created once, the same for every node on the prefix, another per prefix', async () => {
+    const prefix = freshPrefix();
+    const [a, b, other] = [await open(prefix), await open(prefix), await open(freshPrefix())];
+    const [s1, s2] = await Promise.all([a.sharedSecret('flowtoken'), b.sharedSecret('flowtoken')]);
+    assert.equal(s1.length, 32);
+    assert.deepEqual(s2, s1);
+    assert.deepEqual(await a.sharedSecret('flowtoken'), s1, 'stable');
+    assert.notDeepEqual(await other.sharedSecret('flowtoken'), s1);
+    assert.equal(await raw.get(`${prefix}secret:flowtoken`), s1.toString('hex'));
+  });
+
   it('rejects a binding without a finite expiresAt, and calls after close', async () => {
     const s = await open(freshPrefix());
     const bad = minimalBinding({ expiresAt: Number.NaN });
@@ -240,6 +252,24 @@ describe('RedisLocationStore connection failures', () => {
       return true;
     });
     assert.ok(Date.now() - t0 < 2000, `took ${Date.now() - t0} ms`);
+  });
+
+  it('a server that accepts but never answers fails start-up after connectTimeoutMs', async () => {
+    const sockets: net.Socket[] = [];
+    const mute = net.createServer((c) => sockets.push(c));
+    await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+    const port = (mute.address() as net.AddressInfo).port;
+    try {
+      const t0 = Date.now();
+      await assert.rejects(
+        openLocationStore(`redis://127.0.0.1:${port}`, { logger: silentLogger, connectTimeoutMs: 300 }),
+        (e: unknown) => e instanceof RedisStoreError && e.code === 'SIPEDGE_STORE_REDIS_CONNECT' && e.message.includes(`redis://127.0.0.1:${port}/0`),
+      );
+      assert.ok(Date.now() - t0 < 2000, `took ${Date.now() - t0} ms`);
+    } finally {
+      for (const c of sockets) c.destroy();
+      await new Promise((resolve) => mute.close(resolve));
+    }
   });
 
   it('a wrong password fails start-up with Redis’ reason; the right one connects', async () => {
