@@ -22,7 +22,7 @@ import path from 'node:path';
 import { benchKeepalive, type KeepaliveResult } from './keepalive.js';
 import { benchMedia, type MediaResults, type RelayResult } from './media.js';
 import { benchMemory, type MemoryResults } from './memory.js';
-import { benchCalls, benchRegistrations, type SearchResult, type SignallingOptions } from './signalling.js';
+import { benchCalls, benchRegistrations, bottleneckOf, type SearchResult, type SignallingOptions } from './signalling.js';
 import { BENCH_NICE, fmt, machineInfo, mdTable, progress, raiseAutogroupPriority, ratio, sleep, systemBusySeconds, table } from './lib/util.js';
 
 const SECTIONS = ['calls', 'registrations', 'keepalive', 'media', 'memory'] as const;
@@ -250,7 +250,11 @@ function report(r: Results, kind: 'text' | 'md'): string {
       rows.push(['  SIPp CPU s per 1,000 registrations', fmt(sr?.clientCpuPer1k), fmt(kr?.clientCpuPer1k), '']);
     }
     out.push(render(['', 'sipedge', 'Kamailio', 'ratio'], rows));
-    const lim = [...r.calls, ...r.registrations].filter((x) => x.bottleneck).map((x) => `${x.what} ${x.target}: limited by ${x.bottleneck}`);
+    const firstFailStep = (x: SearchResult) => x.steps.filter((st) => !st.pass && x.firstFail === st.rate).pop();
+    const lim = [...r.calls, ...r.registrations]
+      .map((x) => ({ x, b: bottleneckOf(x.bestStep, firstFailStep(x), x.target) }))
+      .filter((y) => y.b)
+      .map(({ x, b }) => `${x.what} ${x.target}: limited by ${b}`);
     if (lim.length) out.push((kind === 'md' ? '\n' : '') + lim.map((l) => (kind === 'md' ? `- ${l}` : `  ${l}`)).join('\n'));
   }
 
