@@ -217,7 +217,7 @@ function report(r: Results, kind: 'text' | 'md'): string {
   const m = r.machine;
   out.push(
     kind === 'md'
-      ? `**${r.command}** — ${r.mode}, ${r.startedAt}, ${((r.durationS ?? 0) / 60).toFixed(1)} min. Machine: ${m.cpu}, ${m.nproc} cores, ${m.memory}, ${m.kernel}, Node ${m.node}, Kamailio ${m.kamailio}, rtpengine ${m.rtpengine}, SIPp ${m.sipp}. Background load before start: ${(r.backgroundBefore * 100).toFixed(0)} % of one core; benchmark processes at nice ${r.nice} (session autogroup: ${r.autogroup ?? '—'}).`
+      ? `**${r.command}** — ${r.mode}, ${r.startedAt}, ${((r.durationS ?? 0) / 60).toFixed(1)} min. Machine: ${m.cpu}, ${m.nproc} cores, ${m.memory}, ${m.kernel}, Node ${m.node}, Kamailio ${m.kamailio}, rtpengine ${m.rtpengine}, SIPp ${m.sipp.replace(/\.$/, '')}. Background load before start: ${(r.backgroundBefore * 100).toFixed(0)} % of one core; benchmark processes at nice ${r.nice} (session autogroup: ${r.autogroup ?? '—'}).`
       : `sipedge benchmarks — ${r.mode} — ${m.cpu}, ${m.nproc} cores, ${m.memory}, Node ${m.node}, Kamailio ${m.kamailio}, rtpengine ${m.rtpengine}, SIPp ${m.sipp}\n` +
           `background load before start ${(r.backgroundBefore * 100).toFixed(0)} % of one core; benchmark processes at nice ${r.nice} (session autogroup: ${r.autogroup ?? '—'})`,
   );
@@ -233,7 +233,8 @@ function report(r: Results, kind: 'text' | 'md'): string {
       rows.push([`calls/s, 0 failed over ${step} (INVITE/407/ACK/INVITE/200/ACK/BYE)`, fmt(sc?.best), fmt(kc?.best), ratio(sc?.best, kc?.best)]);
       rows.push(['  first failing rate', fmt(sc?.firstFail), fmt(kc?.firstFail), '']);
       rows.push(['  proxy CPU s per 1,000 calls (lower is better)', fmt(sc?.targetCpuPer1k), fmt(kc?.targetCpuPer1k), ratio(sc?.targetCpuPer1k, kc?.targetCpuPer1k)]);
-      rows.push(['  proxy CPU at the best rate, % of one core', pct(sc?.bestStep?.targetCpuS, sc?.bestStep?.elapsedS), pct(kc?.bestStep?.targetCpuS, kc?.bestStep?.elapsedS), '']);
+      const stepLen = (x?: SearchResult): number | undefined => (x?.bestStep ? x.bestStep.planned / x.bestStep.rate : undefined);
+      rows.push(['  proxy CPU at the best rate, % of one core', pct(sc?.bestStep?.targetCpuS, stepLen(sc)), pct(kc?.bestStep?.targetCpuS, stepLen(kc)), '']);
       rows.push([
         '  SIPp CPU s per 1,000 calls (UAC + UAS)',
         sc ? `${fmt(sc.clientCpuPer1k)} + ${fmt(sc.uasCpuPer1k)}` : '—',

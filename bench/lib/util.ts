@@ -126,7 +126,7 @@ export function machineInfo(): Record<string, string> {
   const version = (cmd: string, args: string[], re: RegExp): string => {
     const r = spawnSync(cmd, args, { encoding: 'utf8' });
     const m = re.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`);
-    return m ? m[1] : 'not installed';
+    return m ? m[1].replace(/\.$/, '') : 'not installed';
   };
   return {
     nproc: String(os.cpus().length),

@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
+import { writeRtpPcap } from '../helpers/rtp_pcap.js';
 import { test } from 'node:test';
 import { freePort, makeTempDir } from '../helpers/edge.js';
 import { SCENARIO_DIR, describe as describeSipp, requireSipp, runSipp, startSippServer } from '../helpers/sipp.js';
@@ -16,11 +18,19 @@ test('every SIPp scenario in test/e2e/scenarios loads (sipp -m 0)', () => {
   requireSipp();
   const files = fs.readdirSync(SCENARIO_DIR).filter((f) => f.endsWith('.xml'));
   assert.ok(files.length >= 8, `scenarios found: ${files.join(', ')}`);
+  // Scenarios that play RTP name pcap files the tests generate at run time (relative to SIPp's
+  // working directory): give SIPp a directory where each of them exists.
+  const cwd = makeTempDir('sipedge-sipp-load');
+  for (const f of files) {
+    const xml = fs.readFileSync(`${SCENARIO_DIR}/${f}`, 'latin1');
+    for (const m of xml.matchAll(/play_pcap_audio="([^"/]+)"/g)) writeRtpPcap(path.join(cwd, m[1]), { packets: 2 });
+  }
   for (const f of files) {
     // -m 0: parse the scenario, place no call. 127.0.0.1:9 (discard) is never contacted.
     const r = spawnSync('sipp', ['-sf', `${SCENARIO_DIR}/${f}`, '127.0.0.1:9', '-i', '127.0.0.1', '-m', '0', '-nostdin', '-timeout', '2s', ...KEYS], {
       encoding: 'latin1',
       timeout: 15_000,
+      cwd,
     });
     assert.equal(r.status, 0, `${f} does not load in SIPp (exit ${r.status}):\n${r.stdout.slice(-1500)}\n${r.stderr}`);
   }
