@@ -5,6 +5,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HOST, procCpuSeconds, sleep, spawnChild, type Child } from './util.js';
+// The stat CSV and screen counters are parsed as the end-to-end tests parse them.
+import { readStatCsv, statCounter } from '../../test/helpers/sipp.js';
+
+export { readStatCsv };
 
 export interface SippArgs {
   scenario: string;
@@ -74,31 +78,6 @@ function filesFor(a: SippArgs): SippRun['files'] {
   };
 }
 
-/** Last row of a `-trace_stat` CSV as column → value. */
-export function readStatCsv(p: string): Record<string, string> {
-  let text: string;
-  try {
-    text = fs.readFileSync(p, 'latin1');
-  } catch {
-    return {};
-  }
-  const lines = text
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean);
-  if (lines.length < 2) return {};
-  const head = lines[0].split(';');
-  const last = lines[lines.length - 1].split(';');
-  return Object.fromEntries(head.map((h, i) => [h, last[i] ?? '']));
-}
-
-function screenCount(screen: string, label: string): number {
-  const re = new RegExp(`${label}\\s*\\|[^|]*\\|\\s*(\\d+)`, 'g');
-  let last = NaN;
-  for (const m of screen.matchAll(re)) last = Number(m[1]);
-  return last;
-}
-
 /** Runs a client scenario to completion; the wall time of SIPp bounds it (`timeoutS` + 20 s). */
 export async function runSippClient(a: SippArgs): Promise<SippRun> {
   const files = filesFor(a);
@@ -116,12 +95,7 @@ export async function runSippClient(a: SippArgs): Promise<SippRun> {
   } catch {
     screen = child.output();
   }
-  const num = (col: string, label: string): number => {
-    const v = stats[col];
-    if (v !== undefined && v !== '' && !Number.isNaN(Number(v))) return Number(v);
-    const s = screenCount(screen, label);
-    return Number.isNaN(s) ? 0 : s;
-  };
+  const num = (col: string, label: string): number => statCounter(stats, screen, col, label);
   let cpuS = NaN;
   try {
     const t = fs.readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);

@@ -36,7 +36,6 @@
  * SIPEDGE_E2E_KEEP=1 keeps the work dir (configs, edge logs, SIPp traces).
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,7 +44,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import YAML from 'yaml';
 import type { HostName, Lab } from '../../lab/lab.js';
 import { labForTests, type TestLab } from '../../lab/testing.js';
-import { REPO_ROOT, cliCommand } from '../helpers/edge.js';
+import { cliIn, sippIn, startEdgeIn, traceHeader as hdr, type NsProcess, type SippRun, type SippTraceEntry } from '../helpers/netns.js';
 import { requireSipp, SCENARIO_DIR } from '../helpers/sipp.js';
 import type { PeerRow } from '../../src/edge-api.js';
 
@@ -122,108 +121,32 @@ const cfgPath = (e: EdgeSpec): string => path.join(work, `edge-${e.name.toLowerC
 
 // ------------------------------------------------------------------ processes in namespaces
 
-interface Proc {
-  child: ChildProcess;
-  out: () => string;
-  exit: Promise<number | null>;
-}
-
-function spawnIn(lab: Lab, host: HostName, argv: string[]): Proc {
-  const child = lab.spawn(host, argv, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
-  let out = '';
-  const keep = (d: Buffer) => {
-    out = (out + d.toString('utf8')).slice(-400_000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const exit = new Promise<number | null>((resolve) => {
-    child.once('exit', (code) => resolve(code));
-    child.once('error', () => resolve(null));
-  });
-  return { child, out: () => out, exit };
-}
-
-const edges = new Map<string, Proc>();
+const edges = new Map<string, NsProcess>();
 
 async function startEdgeProcess(lab: Lab, e: EdgeSpec): Promise<void> {
   fs.writeFileSync(cfgPath(e), YAML.stringify(e.config));
-  const p = spawnIn(lab, 'edge', [...cliCommand(), 'start', '-c', cfgPath(e)]);
-  edges.set(e.name, p);
-  const deadline = Date.now() + 20_000;
-  while (!p.out().includes('"msg":"sipedge ready"')) {
-    if (p.child.exitCode !== null || Date.now() > deadline) throw new Error(`edge ${e.name} did not start\n${p.out().slice(-4000)}`);
-    await sleep(50);
-  }
+  edges.set(e.name, await startEdgeIn(lab, 'edge', cfgPath(e), 60_000));
 }
 
 const edgeTail = (name = 'A'): string => `--- edge ${name} output (tail) ---\n${(edges.get(name)?.out() ?? '').slice(-6000)}`;
 
-// ------------------------------------------------------------------ SIPp traces
+// ------------------------------------------------------------------ SIPp
 
-interface TraceEntry {
-  dir: 'sent' | 'received';
-  transport: string;
-  text: string;
-  /** Start line. */
-  first: string;
+const callIdOf = (e: SippTraceEntry) => hdr(e, 'call-id') ?? hdr(e, 'i');
+const cseqOf = (e: SippTraceEntry) => hdr(e, 'cseq') ?? '';
+
+/** SIPp's errors and screen (helpers/netns.ts describe), and the tail of its message trace. */
+function describeSipp(s: SippRun): string {
+  const trace = fs.existsSync(s.files.messages) ? fs.readFileSync(s.files.messages, 'latin1').slice(-3000) : '';
+  return `${s.describe()}\n--- trace (tail) ---\n${trace}`;
 }
 
-/** Parses a SIPp -trace_msg file into its messages. */
-function readTrace(file: string): TraceEntry[] {
-  const s = fs.existsSync(file) ? fs.readFileSync(file, 'latin1') : '';
-  const out: TraceEntry[] = [];
-  for (const block of s.split(/^-{20,}.*$/m)) {
-    const m = /^\s*(UDP|TCP|TLS)\s+message\s+(sent|received)[^\n]*\n([\s\S]*)$/.exec(block);
-    if (!m) continue;
-    const text = m[3].replace(/\r/g, '').replace(/^\n+/, '');
-    out.push({ dir: m[2] as TraceEntry['dir'], transport: m[1], text, first: text.split('\n')[0].trim() });
-  }
-  return out;
-}
-
-/** The value of header `name` in a traced message. */
-function hdr(e: TraceEntry, name: string): string | undefined {
-  const re = new RegExp(`^${name}\\s*:\\s*(.*)$`, 'im');
-  return re.exec(e.text)?.[1]?.trim();
-}
-
-const callIdOf = (e: TraceEntry) => hdr(e, 'call-id') ?? hdr(e, 'i');
-const cseqOf = (e: TraceEntry) => hdr(e, 'cseq') ?? '';
-
-interface Sipp {
-  name: string;
-  trace: string;
-  proc: Proc;
-  entries(): TraceEntry[];
-}
-
-let seq = 0;
-
-function sippIn(lab: Lab, host: HostName, name: string, args: string[]): Sipp {
-  const label = `${++seq}-${host}-${name}`;
-  const trace = path.join(work, `${label}.msg`);
-  const errors = path.join(work, `${label}.err`);
-  const argv = ['sipp', ...args, '-nostdin', '-trace_msg', '-message_file', trace, '-trace_err', '-error_file', errors];
-  const proc = spawnIn(lab, host, argv);
-  return { name: label, trace, proc, entries: () => readTrace(trace) };
-}
-
-function describeSipp(s: Sipp): string {
-  const err = path.join(work, `${s.name}.err`);
-  return [
-    `SIPp ${s.name} (exit ${s.proc.child.exitCode})`,
-    `--- errors ---\n${fs.existsSync(err) ? fs.readFileSync(err, 'latin1').slice(-2000) : ''}`,
-    `--- output (tail) ---\n${s.proc.out().slice(-1500)}`,
-    `--- trace (tail) ---\n${fs.existsSync(s.trace) ? fs.readFileSync(s.trace, 'latin1').slice(-3000) : ''}`,
-  ].join('\n');
-}
-
-const phones = new Map<string, Sipp>();
+const phones = new Map<string, SippRun>();
 
 /** Starts a phone: registers (digest), then answers calls on the same socket until killed. */
-async function startPhone(lab: Lab, p: Phone): Promise<Sipp> {
+async function startPhone(lab: Lab, p: Phone): Promise<SippRun> {
   const ip = lab.addr(p.host).ip;
-  const s = sippIn(lab, p.host, `phone-${p.user}`, [
+  const s = sippIn(lab, p.host, [
     '-sf',
     path.join(SCENARIO_DIR, 'phone_register.xml'),
     '-oocsf',
@@ -254,11 +177,12 @@ async function startPhone(lab: Lab, p: Phone): Promise<Sipp> {
     '-aa',
     '-recv_timeout',
     '20000',
-  ]);
+    // The phone lives until killed (at the latest by the lab's teardown): no hard timeout.
+  ], { dir: work, name: `phone-${p.user}`, timeoutMs: 0 });
   phones.set(p.user, s);
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const ok = s.entries().some((e) => e.dir === 'received' && e.first.startsWith('SIP/2.0 200') && /REGISTER/i.test(cseqOf(e)));
+    const ok = s.trace().some((e) => e.dir === 'received' && e.first.startsWith('SIP/2.0 200') && /REGISTER/i.test(cseqOf(e)));
     if (ok) return s;
     if (s.proc.child.exitCode !== null || Date.now() > deadline) {
       throw new Error(`phone ${p.user} on ${p.host} did not register\n${describeSipp(s)}\n${edgeTail(p.edge.name)}`);
@@ -269,10 +193,10 @@ async function startPhone(lab: Lab, p: Phone): Promise<Sipp> {
 
 interface CallResult {
   code: number | null;
-  sipp: Sipp;
+  sipp: SippRun;
   /** Call-ID of the call (from the caller's trace). */
   callId: string;
-  entries: TraceEntry[];
+  entries: SippTraceEntry[];
 }
 
 /** A call from `host`:`port` as `user` to `callee`, through edge `e`; resolves when SIPp exits. */
@@ -280,7 +204,7 @@ async function call(
   lab: Lab,
   o: { host: HostName; port: number; user: string; callee: string; edge: EdgeSpec; calleeHangsUp?: boolean; recvTimeoutMs?: number },
 ): Promise<CallResult> {
-  const s = sippIn(lab, o.host, `call-${o.user}-${o.callee}`, [
+  const s = sippIn(lab, o.host, [
     '-sf',
     path.join(SCENARIO_DIR, o.calleeHangsUp ? 'uac_wait_bye.xml' : 'uac_auth.xml'),
     `${PUBLIC}:${o.edge.port}`,
@@ -310,21 +234,21 @@ async function call(
     String(o.recvTimeoutMs ?? 10_000),
     '-timeout',
     '40s',
-  ]);
-  const code = await s.proc.exit;
-  const entries = s.entries();
+  ], { dir: work, name: `call-${o.user}-${o.callee}` });
+  const { code } = await s.done;
+  const entries = s.trace();
   const inv = entries.find((e) => e.dir === 'sent' && e.first.startsWith('INVITE '));
   return { code, sipp: s, callId: inv ? (callIdOf(inv) ?? '') : '', entries };
 }
 
 /** The (last) final response to the caller's INVITE. */
-function inviteFinal(r: CallResult): TraceEntry | undefined {
+function inviteFinal(r: CallResult): SippTraceEntry | undefined {
   return r.entries.filter((e) => e.dir === 'received' && /^SIP\/2\.0 [2-6]\d\d/.test(e.first) && /INVITE/i.test(cseqOf(e)) && !e.first.startsWith('SIP/2.0 407')).pop();
 }
 
 /** Messages of call `callId` a phone received. */
-function receivedOfCall(s: Sipp, callId: string): TraceEntry[] {
-  return s.entries().filter((e) => e.dir === 'received' && callIdOf(e) === callId);
+function receivedOfCall(s: SippRun, callId: string): SippTraceEntry[] {
+  return s.trace().filter((e) => e.dir === 'received' && callIdOf(e) === callId);
 }
 
 /** The mapped (public) port a home router gave a phone's flow to the edge. */
@@ -370,12 +294,8 @@ describe('far-end NAT: phones behind home routers, through real kernel NAT', { t
   after(async () => {
     for (const [name, p] of edges) if (work) fs.writeFileSync(path.join(work, `edge-${name.toLowerCase()}.log`), p.out());
     for (const [name, p] of edges) {
-      if (p.child.exitCode === null) {
-        p.child.kill('SIGTERM');
-        const code = await Promise.race([p.exit, sleep(5000).then(() => 'timeout' as const)]);
-        if (code === 'timeout') p.child.kill('SIGKILL');
-        else if (code !== 0) console.error(`nat_far: edge ${name} exited with ${code}`);
-      }
+      const code = await p.stop();
+      if (code !== 0) console.error(`nat_far: edge ${name} exited with ${code}`);
     }
     await env?.teardown();
     if (work && (failures > 0 || process.env.SIPEDGE_E2E_KEEP)) console.error(`nat_far: kept ${work} (configs, edge logs, SIPp traces)`);
@@ -426,13 +346,13 @@ describe('far-end NAT: phones behind home routers, through real kernel NAT', { t
     const r1 = await call(lab, { host: 'b1', port: 5070, user: '1003', callee: A1.user, edge: EDGE_A, calleeHangsUp: true });
     assert.equal(r1.code, 0, `b1 → a1, a1 hangs up: b1 must receive the BYE\n${describeSipp(r1.sipp)}\n${edgeTail()}`);
     assert.ok(r1.entries.some((e) => e.dir === 'received' && e.first.startsWith('BYE ') && hdr(e, 'x-phone') === A1.user), 'b1 received the BYE sent by a1');
-    assert.ok(a1.entries().some((e) => e.dir === 'received' && callIdOf(e) === r1.callId && e.first.startsWith('SIP/2.0 200') && /BYE/.test(cseqOf(e))), 'a1 got the 200 for its BYE');
+    assert.ok(a1.trace().some((e) => e.dir === 'received' && callIdOf(e) === r1.callId && e.first.startsWith('SIP/2.0 200') && /BYE/.test(cseqOf(e))), 'a1 got the 200 for its BYE');
 
     // a1 calls b1, b1 hangs up: the BYE goes b1 → edge → a1 (through home1).
     const r2 = await call(lab, { host: 'a1', port: 5070, user: '1001', callee: B1.user, edge: EDGE_A, calleeHangsUp: true });
     assert.equal(r2.code, 0, `a1 → b1, b1 hangs up: a1 must receive the BYE\n${describeSipp(r2.sipp)}\n${edgeTail()}`);
     assert.ok(r2.entries.some((e) => e.dir === 'received' && e.first.startsWith('BYE ') && hdr(e, 'x-phone') === B1.user), 'a1 received the BYE sent by b1');
-    assert.ok(b1.entries().some((e) => e.dir === 'received' && callIdOf(e) === r2.callId && e.first.startsWith('SIP/2.0 200') && /BYE/.test(cseqOf(e))), 'b1 got the 200 for its BYE');
+    assert.ok(b1.trace().some((e) => e.dir === 'received' && callIdOf(e) === r2.callId && e.first.startsWith('SIP/2.0 200') && /BYE/.test(cseqOf(e))), 'b1 got the 200 for its BYE');
 
     // b1 calls a1 and hangs up itself: the BYE reaches the NATed callee a1.
     const r3 = await call(lab, { host: 'b1', port: 5071, user: '1003', callee: A1.user, edge: EDGE_A });
@@ -480,7 +400,7 @@ describe('far-end NAT: phones behind home routers, through real kernel NAT', { t
     let rows: PeerRow[];
     const deadline = Date.now() + (KEEPALIVE_S + 5) * 1000;
     for (;;) {
-      const r = await lab.exec('edge', [...cliCommand(), 'show', 'peers', '--json', '-c', cfgPath(EDGE_A)], { allowFail: true, timeoutMs: 30_000 });
+      const r = await cliIn(lab, 'edge', ['show', 'peers', '--json', '-c', cfgPath(EDGE_A)], 30_000);
       assert.equal(r.code, 0, `sipedge show peers --json: exit ${r.code}\n${r.stderr}`);
       rows = (JSON.parse(r.stdout) as PeerRow[]).filter((x) => aors.has(x.aor));
       if (rows.length === expect.length && rows.every((x) => typeof x.rttMs === 'number')) break;
@@ -515,7 +435,7 @@ describe('far-end NAT: phones behind home routers, through real kernel NAT', { t
     assert.equal(a1reg.mode, 'auto');
     assert.ok(a1reg.tests.includes('via-received') && a1reg.tests.includes('contact-private'), JSON.stringify(a1reg));
     // The REGISTER 200 the phone got says the capped expiry too.
-    const ok = phones.get(A1.user)!.entries().find((e) => e.dir === 'received' && e.first.startsWith('SIP/2.0 200') && /REGISTER/.test(cseqOf(e)));
+    const ok = phones.get(A1.user)!.trace().find((e) => e.dir === 'received' && e.first.startsWith('SIP/2.0 200') && /REGISTER/.test(cseqOf(e)));
     assert.match(hdr(ok!, 'contact') ?? '', new RegExp(`expires=${MAX_EXPIRES}\\b`));
   });
 
@@ -552,10 +472,10 @@ describe('far-end NAT: phones behind home routers, through real kernel NAT', { t
   e2e('nothing the phones received names the edge\'s private address (Via, Record-Route flow token, keepalives)', 10_000, async () => {
     const leaks: string[] = [];
     for (const s of phones.values()) {
-      for (const e of s.entries()) if (e.dir === 'received' && /\b10\.\d+\.\d+\.\d+\b/.test(e.text)) leaks.push(`${s.name}: ${e.text}`);
+      for (const e of s.trace()) if (e.dir === 'received' && /\b10\.\d+\.\d+\.\d+\b/.test(e.text)) leaks.push(`${s.name}: ${e.text}`);
     }
     assert.deepEqual(leaks, []);
-    const recordRoute = [...phones.values()].flatMap((s) => s.entries()).find((e) => e.dir === 'received' && e.first.startsWith('INVITE ') && hdr(e, 'record-route'));
+    const recordRoute = [...phones.values()].flatMap((s) => s.trace()).find((e) => e.dir === 'received' && e.first.startsWith('INVITE ') && hdr(e, 'record-route'));
     assert.ok(recordRoute, 'an INVITE with Record-Route');
     assert.match(hdr(recordRoute, 'record-route')!, new RegExp(`^<sip:[A-Za-z0-9_-]{40,}@${PUBLIC.replace(/\./g, '\\.')}(:5060)?;lr>`), 'Record-Route: an opaque token at our public address');
   });

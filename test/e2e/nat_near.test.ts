@@ -33,24 +33,24 @@
  * SIPEDGE_E2E_KEEP=1 keeps the work dir (config, edge log, SIPp traces, captures).
  */
 import assert from 'node:assert/strict';
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import type { HostName, Lab, NetAgent } from '../../lab/lab.js';
 import { grepPayloads, readPcap, type PcapPacket } from '../../lab/pcap.js';
 import { labForTests, type TestLab } from '../../lab/testing.js';
+import { REPO_ROOT } from '../helpers/edge.js';
+import { cliIn, httpIn, httpJsonIn, sippIn, spawnIn, startEdgeIn, waitOutputIn, waitUdpBound, type NsProcess, type SippRun } from '../helpers/netns.js';
 import { requireSipp, SCENARIO_DIR } from '../helpers/sipp.js';
 import { parseMessage } from '../../src/sip/parse.js';
 import { getHeader, getHeaderValues } from '../../src/sip/headers.js';
 import type { SipMessage, SipRequest, SipResponse } from '../../src/sip/message.js';
 import { parseVia } from '../../src/sip/via.js';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PUBLIC = '203.0.113.10';
 const PRIVATE = '10.0.0.10';
 const DOMAIN = 'sip.example.org';
@@ -58,8 +58,6 @@ const API = 'http://127.0.0.1:8088';
 const SIP_PORT = 5070;
 const RTP_PORT = 6000;
 const PCAP_CANDIDATES = ['/usr/share/sip-tester/g711a.pcap', '/usr/share/sipp/pcap/g711a.pcap', '/usr/local/share/sipp/pcap/g711a.pcap'];
-/** tsx's loader as a file URL, so `node --import` works whatever the child's working directory is. */
-const TSX = import.meta.resolve('tsx');
 const PRIV10 = /\b10\.\d{1,3}\.\d{1,3}\.\d{1,3}\b/;
 
 interface Phone {
@@ -75,9 +73,10 @@ const PUB1: Phone = { host: 'pub1', user: '1004', password: 'nat-near-1004' };
 let env: TestLab;
 let work = '';
 let configPath = '';
-let edge: ChildProcess | undefined;
-let imds: ChildProcess | undefined;
-let edgeOut = '';
+let edge: NsProcess | undefined;
+let imds: NsProcess | undefined;
+/** The edge's output so far (stdout + stderr). */
+const edgeOut = (): string => edge?.out() ?? '';
 let failures = 0;
 const agents: NetAgent[] = [];
 
@@ -97,153 +96,20 @@ function edgeConfig(refresh: number, localnet = ['10.0.0.0/8']): Record<string, 
   };
 }
 
-const edgeTail = (): string => `--- edge output (last 5000 chars) ---\n${edgeOut.slice(-5000)}`;
-
-/** Waits until `child` printed a line matching `re` (stdout or stderr). */
-function waitOutput(child: ChildProcess, re: RegExp, what: string, timeoutMs: number, sink?: (s: string) => void): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`${what}: not ready within ${timeoutMs} ms\n${seen.slice(-3000)}`)), timeoutMs);
-    const on = (d: Buffer) => {
-      const s = d.toString('utf8');
-      seen += s;
-      sink?.(s);
-      if (re.test(seen)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout?.on('data', on);
-    child.stderr?.on('data', on);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${what} exited (${code}) before it was ready\n${seen.slice(-3000)}`));
-    });
-  });
-}
-
-/** Runs JavaScript with plain node inside a namespace; returns stdout. */
-async function nodeIn(lab: Lab, host: HostName, script: string): Promise<string> {
-  const r = await lab.exec(host, [process.execPath, '-e', script], { timeoutMs: 20_000 });
-  return r.stdout;
-}
-
-/** An HTTP request from inside a namespace: `{ status, body }` (body parsed as JSON when it is). */
-async function http(lab: Lab, host: HostName, method: string, url: string, body?: string): Promise<{ status: number; body: unknown }> {
-  const script = `fetch(${JSON.stringify(url)}, { method: ${JSON.stringify(method)}${body !== undefined ? `, body: ${JSON.stringify(body)}` : ''} })
-    .then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, text: await r.text() })))
-    .catch((e) => { process.stdout.write(JSON.stringify({ status: 0, text: String(e) })); });`;
-  const out = JSON.parse(await nodeIn(lab, host, script)) as { status: number; text: string };
-  let parsed: unknown = out.text;
-  try {
-    parsed = JSON.parse(out.text);
-  } catch {
-    /* text */
-  }
-  return { status: out.status, body: parsed };
-}
+const edgeTail = (): string => `--- edge output (last 5000 chars) ---\n${edgeOut().slice(-5000)}`;
 
 /** The edge's admin API (inside the edge namespace). */
-async function api<T>(lab: Lab, p: string, method = 'GET'): Promise<T> {
-  const r = await http(lab, 'edge', method, `${API}${p}`);
-  assert.ok(r.status >= 200 && r.status < 300, `${method} ${p}: HTTP ${r.status} ${JSON.stringify(r.body)}`);
-  return r.body as T;
+function api<T>(lab: Lab, p: string): Promise<T> {
+  return httpJsonIn<T>(lab, 'edge', `${API}${p}`);
 }
-
-/** The real CLI inside the edge namespace. */
-function cli(lab: Lab, args: string[]) {
-  return lab.exec('edge', [process.execPath, '--import', TSX, path.join(REPO, 'src', 'cli', 'main.ts'), ...args], { allowFail: true, timeoutMs: 60_000 });
-}
-
-interface SippRun {
-  name: string;
-  command: string;
-  done: Promise<{ code: number | null; out: string }>;
-  stop(): Promise<{ code: number | null; out: string }>;
-  files: { errors: string; messages: string };
-}
-
-let sippSeq = 0;
 
 /** SIPp inside a namespace, working directory = the work dir (where g711a.pcap and the scenarios are). */
 function sipp(lab: Lab, host: HostName, scenario: string, args: string[], timeoutMs = 60_000): SippRun {
-  const name = `${++sippSeq}-${host}-${scenario}`;
-  const files = { errors: path.join(work, `${name}-errors.log`), messages: path.join(work, `${name}-messages.log`) };
-  const argv = [
-    'sipp',
-    '-sf',
-    path.join(work, `${scenario}.xml`),
-    ...args,
-    '-nostdin',
-    '-timeout',
-    `${Math.floor(timeoutMs / 1000) - 2}s`,
-    '-trace_err',
-    '-error_file',
-    files.errors,
-    '-trace_msg',
-    '-message_file',
-    files.messages,
-  ];
-  const child = lab.spawn(host, argv, { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const keep = (d: Buffer) => {
-    out = (out + d.toString('latin1')).slice(-20_000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const hard = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const done = new Promise<{ code: number | null; out: string }>((resolve) => {
-    child.once('exit', (code) => {
-      clearTimeout(hard);
-      resolve({ code, out });
-    });
-    child.once('error', (e) => {
-      clearTimeout(hard);
-      resolve({ code: null, out: `${out}\nspawn error: ${e.message}` });
-    });
-  });
-  return {
-    name,
-    command: `ip netns exec ${lab.ns(host)} ${argv.join(' ')}`,
-    done,
-    files,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGUSR1');
-        const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-        const r = await done;
-        clearTimeout(t);
-        return r;
-      }
-      return done;
-    },
-  };
-}
-
-function describeRun(r: SippRun, res: { code: number | null; out: string }): string {
-  const read = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, 'latin1') : '');
-  return [
-    `$ ${r.command}`,
-    `exit code ${res.code}`,
-    `--- SIPp errors ---\n${read(r.files.errors).slice(-3000)}`,
-    `--- SIPp screen (tail) ---\n${res.out.slice(-2500)}`,
-    `(messages: ${r.files.messages})`,
-  ].join('\n');
+  return sippIn(lab, host, ['-sf', path.join(work, `${scenario}.xml`), ...args, '-timeout', `${Math.floor(timeoutMs / 1000) - 2}s`], { dir: work, name: scenario, timeoutMs });
 }
 
 async function assertSippOk(r: SippRun, res: { code: number | null; out: string }, what: string): Promise<void> {
-  assert.equal(res.code, 0, `${what}: SIPp failed\n${describeRun(r, res)}\n${edgeTail()}`);
-}
-
-/** Waits until a UDP port is bound inside a namespace. */
-async function waitUdpBound(lab: Lab, host: HostName, port: number, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const r = await lab.exec(host, ['ss', '-Hunl', `sport = :${port}`], { allowFail: true });
-    if (r.stdout.trim()) return;
-    await sleep(50);
-  }
-  throw new Error(`nothing bound udp port ${port} in ${host} within ${timeoutMs} ms`);
+  assert.equal(res.code, 0, `${what}: SIPp failed\n${r.describe(res)}\n${edgeTail()}`);
 }
 
 /** Where a phone sends its requests: the LAN phone to the edge's own address, everyone else to the public one. */
@@ -408,32 +274,22 @@ describe('near-end NAT: sipedge behind a cloud 1:1 NAT (NAT lab, real kernel NAT
     const v = spawnSync('sipp', ['-v'], { encoding: 'utf8' });
     assert.ok(/PCAP/.test(`${v.stdout}${v.stderr}`), `this SIPp has no pcap play support: ${v.stdout}`);
 
-    imds = lab.spawn('cloud', [process.execPath, '--import', TSX, path.join(REPO, 'test', 'helpers', 'imds.ts'), '--listen', '169.254.169.254:80', '--ip', PUBLIC], {
-      cwd: REPO,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    await waitOutput(imds, /imds listening/, 'IMDS emulator', 40_000);
+    imds = spawnIn(lab, 'cloud', [process.execPath, '--import', 'tsx', path.join(REPO_ROOT, 'test', 'helpers', 'imds.ts'), '--listen', '169.254.169.254:80', '--ip', PUBLIC]);
+    await waitOutputIn(imds, /imds listening/, 'IMDS emulator', 40_000);
 
     configPath = path.join(work, 'sipedge.yaml');
     fs.writeFileSync(configPath, YAML.stringify(edgeConfig(5)));
-    edge = lab.spawn('edge', [process.execPath, '--import', TSX, path.join(REPO, 'src', 'cli', 'main.ts'), 'start', '-c', configPath], {
-      cwd: work,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    await waitOutput(edge, /sipedge ready/, 'sipedge', 60_000, (s) => (edgeOut = (edgeOut + s).slice(-200_000)));
+    edge = await startEdgeIn(lab, 'edge', configPath, 60_000);
   });
 
   after(async () => {
     for (const a of agents.splice(0)) await a.close().catch(() => {});
-    if (edge && edge.exitCode === null) {
-      edge.kill('SIGTERM');
-      await Promise.race([new Promise((r) => edge!.once('exit', r)), sleep(5000)]);
-    }
-    imds?.kill('SIGTERM');
+    await edge?.stop();
+    await imds?.stop();
     await env?.teardown();
     if (work) {
       if (failures > 0 || process.env.SIPEDGE_E2E_KEEP) {
-        fs.writeFileSync(path.join(work, 'edge.log'), edgeOut);
+        fs.writeFileSync(path.join(work, 'edge.log'), edgeOut());
         console.error(`nat_near: kept ${work} (config, edge.log, SIPp traces, captures)`);
       } else fs.rmSync(work, { recursive: true, force: true });
     }
@@ -619,7 +475,7 @@ describe('near-end NAT: sipedge behind a cloud 1:1 NAT (NAT lab, real kernel NAT
     assert.equal(peersBefore.length, 4, `four phones registered: ${peersBefore.join(', ')}`);
 
     const setImds = async (ip: string) => {
-      const r = await http(lab, 'cloud', 'PUT', 'http://169.254.169.254/_imds/ip', ip);
+      const r = await httpIn(lab, 'cloud', 'PUT', 'http://169.254.169.254/_imds/ip', ip);
       assert.equal(r.status, 200, `IMDS control: ${JSON.stringify(r.body)}`);
     };
     const waitPublic = async (ip: string, ms: number): Promise<number> => {
@@ -636,32 +492,32 @@ describe('near-end NAT: sipedge behind a cloud 1:1 NAT (NAT lab, real kernel NAT
     await setImds('203.0.113.99');
     const took = await waitPublic('203.0.113.99', 20_000);
     assert.ok(took <= 15_000, `picked up after ${took} ms (refresh 5 s)`);
-    const shown = await cli(lab, ['show', 'settings', '--json', '--api', API]);
+    const shown = await cliIn(lab, 'edge', ['show', 'settings', '--json', '--api', API]);
     assert.equal(shown.code, 0, `sipedge show settings: ${shown.stderr}`);
     const s1 = JSON.parse(shown.stdout) as Settings;
     assert.equal(s1.publicAddress.address, '203.0.113.99', '`sipedge show settings --json` shows the new address');
     assert.ok(s1.publicAddress.changes >= 1, 'the change is counted');
     assert.ok(s1.sockets.every((s) => s.advertised === '203.0.113.99:5060'), `every socket advertises it: ${JSON.stringify(s1.sockets)}`);
-    assert.match(edgeOut, /public address changed/, 'the change is logged');
+    assert.match(edgeOut(), /public address changed/, 'the change is logged');
     // A new call uses it (the lab's cloud NAT still maps 203.0.113.10: the BYE from pub1 comes in
     // there with a Route naming 203.0.113.99 — the edge must know that one is itself).
     assertSplit(await lanToPub(lab, 'd1'), '203.0.113.99');
 
     // 2. With refresh 0 only start and reload discover: `sipedge reload` picks up the next change.
     fs.writeFileSync(configPath, YAML.stringify(edgeConfig(0)));
-    const r0 = await cli(lab, ['reload', '--api', API]);
+    const r0 = await cliIn(lab, 'edge', ['reload', '--api', API]);
     assert.equal(r0.code, 0, `sipedge reload: ${r0.stdout} ${r0.stderr}`);
     await setImds('203.0.113.98');
     await sleep(6000); // longer than the old refresh interval: nothing may change by itself now
     assert.equal((await api<Settings>(lab, '/api/settings')).publicAddress.address, '203.0.113.99', 'refresh 0: no periodic re-discovery');
-    const r1 = await cli(lab, ['reload', '--api', API]);
+    const r1 = await cliIn(lab, 'edge', ['reload', '--api', API]);
     assert.equal(r1.code, 0, `sipedge reload: ${r1.stdout} ${r1.stderr}`);
     assert.equal((await api<Settings>(lab, '/api/settings')).publicAddress.address, '203.0.113.98', 'reload re-discovered the address');
     assertSplit(await lanToPub(lab, 'd2'), '203.0.113.98');
 
     // 3. Without localnet, lan1 is still inside: it is on the edge's own private subnet (10.0.0.0/24).
     fs.writeFileSync(configPath, YAML.stringify(edgeConfig(0, [])));
-    const r2 = await cli(lab, ['reload', '--api', API]);
+    const r2 = await cliIn(lab, 'edge', ['reload', '--api', API]);
     assert.equal(r2.code, 0, `sipedge reload: ${r2.stdout} ${r2.stderr}`);
     assert.deepEqual((await api<{ localnet: string[] }>(lab, '/api/settings')).localnet, [], 'localnet emptied by the reload');
     assertSplit(await lanToPub(lab, 'd3'), '203.0.113.98');

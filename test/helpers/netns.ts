@@ -8,14 +8,16 @@
  *   const uas = sippIn(lab, 'b1', ['-sf', 'uas.xml', ...], { dir: work, name: 'uas' });
  *   const res = await uas.done;                                        // { code, out }; uas.trace() parses -trace_msg
  *   const c = await countUdpLength(lab, 'b1', { dport: 6000, length: 200 }); // iptables -m length counter
+ *   const r = await cliIn(lab, 'edge', ['show', 'peers', '--json']);   // the CLI as a one-shot command: { code, stdout, stderr }
  *   await edge.stop();
  */
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PacketCounter, type HostName, type Lab, type PortMatch } from '../../lab/lab.js';
+import { PacketCounter, type ExecResult, type HostName, type Lab, type PortMatch } from '../../lab/lab.js';
 import { REPO_ROOT, cliCommand } from './edge.js';
+import { readStatCsv } from './sipp.js';
 
 /** A process running inside a namespace, with its output (stdout + stderr, tail). */
 export interface NsProcess {
@@ -66,19 +68,33 @@ export function spawnIn(lab: Lab, host: HostName, argv: string[], opts: { cwd?: 
   };
 }
 
-/** Runs the real CLI (`sipedge start -c FILE`, see helpers/edge.ts cliCommand) inside a namespace; resolves once it logged "sipedge ready". */
-export async function startEdgeIn(lab: Lab, host: HostName, configPath: string, readyTimeoutMs = 30_000): Promise<NsProcess> {
-  const p = spawnIn(lab, host, [...cliCommand(), 'start', '-c', configPath]);
-  const deadline = Date.now() + readyTimeoutMs;
-  while (!p.out().includes('"msg":"sipedge ready"')) {
-    if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`sipedge exited (${p.child.exitCode ?? p.child.signalCode}) before it was ready\n${p.out().slice(-4000)}`);
+/**
+ * Waits until `p` printed `ready` (a substring, or a pattern tested on all its output so far).
+ * Throws when it exits first, or (after killing it) when `timeoutMs` passes.
+ */
+export async function waitOutputIn(p: NsProcess, ready: string | RegExp, what: string, timeoutMs: number): Promise<NsProcess> {
+  const deadline = Date.now() + timeoutMs;
+  const seen = () => (typeof ready === 'string' ? p.out().includes(ready) : ready.test(p.out()));
+  while (!seen()) {
+    if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`${what} exited (${p.child.exitCode ?? p.child.signalCode}) before it was ready\n${p.out().slice(-4000)}`);
     if (Date.now() > deadline) {
       await p.stop(1000, 'SIGKILL');
-      throw new Error(`sipedge not ready within ${readyTimeoutMs} ms\n${p.out().slice(-4000)}`);
+      throw new Error(`${what} not ready within ${timeoutMs} ms\n${p.out().slice(-4000)}`);
     }
     await sleep(50);
   }
   return p;
+}
+
+/** Runs the real CLI (`sipedge start -c FILE`, see helpers/edge.ts cliCommand) inside a namespace; resolves once it logged "sipedge ready". */
+export async function startEdgeIn(lab: Lab, host: HostName, configPath: string, readyTimeoutMs = 30_000): Promise<NsProcess> {
+  const p = spawnIn(lab, host, [...cliCommand(), 'start', '-c', configPath]);
+  return waitOutputIn(p, '"msg":"sipedge ready"', 'sipedge', readyTimeoutMs);
+}
+
+/** Runs the real CLI once inside a namespace (`sipedge ARGS`, e.g. `show peers --json`); never throws on its exit status. */
+export function cliIn(lab: Lab, host: HostName, args: string[], timeoutMs = 60_000): Promise<ExecResult> {
+  return lab.exec(host, [...cliCommand(), ...args], { allowFail: true, timeoutMs });
 }
 
 /** An HTTP request made with plain node inside a namespace: `{ status, body }` (body parsed as JSON when it is). status 0 = no connection. */
@@ -180,7 +196,8 @@ let sippSeq = 0;
  * Starts `sipp ARGS` inside `host` with `-nostdin`, `-trace_msg`, `-trace_err` and `-trace_stat`
  * into `dir` (files named `<seq>-<host>-<name>`), working directory `cwd` (default `dir`: SIPp
  * finds play_pcap_audio files relative to the scenario's directory or the working directory).
- * A hard SIGKILL after `timeoutMs` (default 120 s) bounds it.
+ * A hard SIGKILL after `timeoutMs` (default 120 s) bounds it; `timeoutMs: 0` sets none (a phone
+ * that lives as long as the lab: `lab.down()` kills it at the latest).
  */
 export function sippIn(lab: Lab, host: HostName, args: string[], opts: { dir: string; name: string; cwd?: string; timeoutMs?: number }): SippRun {
   const name = `${++sippSeq}-${host}-${opts.name}`;
@@ -205,7 +222,7 @@ export function sippIn(lab: Lab, host: HostName, args: string[], opts: { dir: st
   ];
   const proc = spawnIn(lab, host, argv, { cwd: opts.cwd ?? opts.dir, keepChars: 40_000 });
   const timeoutMs = opts.timeoutMs ?? 120_000;
-  const hard = setTimeout(() => proc.child.kill('SIGKILL'), timeoutMs);
+  const hard = timeoutMs > 0 ? setTimeout(() => proc.child.kill('SIGKILL'), timeoutMs) : undefined;
   const done = proc.exit.then((code) => {
     clearTimeout(hard);
     return { code, out: proc.out() };
@@ -242,17 +259,8 @@ export function sippIn(lab: Lab, host: HostName, args: string[], opts: { dir: st
   };
 }
 
-/** Cumulative counters of the last row of a SIPp -trace_stat CSV (e.g. `SuccessfulCall(C)`). */
-export function sippStats(file: string): Record<string, string> {
-  const lines = (fs.existsSync(file) ? fs.readFileSync(file, 'latin1') : '')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean);
-  if (lines.length < 2) return {};
-  const head = lines[0].split(';');
-  const last = lines[lines.length - 1].split(';');
-  return Object.fromEntries(head.map((h, i) => [h, last[i] ?? '']));
-}
+/** Cumulative counters of the last row of a SIPp -trace_stat CSV (e.g. `SuccessfulCall(C)`): helpers/sipp.ts readStatCsv. */
+export const sippStats: (file: string) => Record<string, string> = readStatCsv;
 
 // ------------------------------------------------------------------ counters
 

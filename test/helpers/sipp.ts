@@ -262,19 +262,7 @@ export async function startSippServer(opts: SippOptions & { localPort: number },
 function collect(r: Omit<SippResult, 'successful' | 'failed' | 'created' | 'stats' | 'errors' | 'messages'>): SippResult {
   const stats = readStatCsv(r.files.stat);
   const screen = readFile(r.files.screen) || r.stdout;
-  const fromScreen = (label: string): number => {
-    // "  Successful call        |        0                  |        3     "
-    const re = new RegExp(`${label}\\s*\\|[^|]*\\|\\s*(\\d+)`, 'g');
-    let last = NaN;
-    for (const m of screen.matchAll(re)) last = Number(m[1]);
-    return last;
-  };
-  const num = (col: string, label: string): number => {
-    const v = stats[col];
-    if (v !== undefined && v !== '' && !Number.isNaN(Number(v))) return Number(v);
-    const s = fromScreen(label);
-    return Number.isNaN(s) ? 0 : s;
-  };
+  const num = (col: string, label: string): number => statCounter(stats, screen, col, label);
   const errors = readFile(r.files.errors)
     .split('\n')
     .filter((l) => !/Failed to delete FD from epoll|^The following events occurred:\s*$/.test(l))
@@ -355,6 +343,20 @@ export function readStatCsv(p: string): Record<string, string> {
   const head = lines[0].split(';');
   const last = lines[lines.length - 1].split(';');
   return Object.fromEntries(head.map((h, i) => [h, last[i] ?? '']));
+}
+
+/**
+ * The cumulative value of a SIPp counter: column `col` of the -trace_stat row (readStatCsv), else
+ * the last value of `label` in the statistics screen, else 0.
+ */
+export function statCounter(stats: Record<string, string>, screen: string, col: string, label: string): number {
+  const v = stats[col];
+  if (v !== undefined && v !== '' && !Number.isNaN(Number(v))) return Number(v);
+  // "  Successful call        |        0                  |        3     "
+  const re = new RegExp(`${label}\\s*\\|[^|]*\\|\\s*(\\d+)`, 'g');
+  let last = NaN;
+  for (const m of screen.matchAll(re)) last = Number(m[1]);
+  return Number.isNaN(last) ? 0 : last;
 }
 
 /** A one-paragraph summary for assertion messages: command, exit, counters, errors, stderr. */
