@@ -307,7 +307,13 @@ function logStep(label: string, s: MediaStep): void {
   );
 }
 
-async function searchRelay(bin: string, plan: string, relay: Controlled, calls: number, opts: MediaOptions): Promise<RelayResult> {
+/**
+ * Doubling then bisection on the packet rate. After a failed step the calls are deleted and
+ * offered/answered again (`renew`): an overloaded relay may keep per-stream state from the
+ * overload (rtpengine was seen to forward only about half of the streams afterwards), and the
+ * next step must start from a clean relay, as the first one did.
+ */
+async function searchRelay(bin: string, plan: string, relay: Controlled, calls: number, opts: MediaOptions, renew: () => Promise<void>): Promise<RelayResult> {
   const steps: MediaStep[] = [];
   const t0 = Date.now();
   const fits = (): boolean => (Date.now() - t0) / 1000 + opts.stepMs / 1000 + 2 < opts.budgetS && steps.length < 14;
@@ -318,6 +324,7 @@ async function searchRelay(bin: string, plan: string, relay: Controlled, calls: 
     steps.push(s);
     logStep(`${relay.label}, ${calls} calls`, s);
     await sleep(500);
+    if (!s.pass) await renew();
     if (!s.pass && !repeated && s.otherCpuS / (s.run.durationS + 0.3) > 0.15 && !s.why?.startsWith('generator') && fits()) {
       progress(`  background load during the failed step: repeating it once`);
       return run(rate, true);
@@ -388,15 +395,22 @@ export async function benchMedia(opts: MediaOptions): Promise<MediaResults> {
           progress(`media: ${relay.label}, ${calls} calls: offer/answer`);
           const tag = `${which}-${calls}`;
           const plan = path.join(dir, `plan-${tag}.txt`);
-          fs.writeFileSync(plan, (await setupCalls(relay, calls, tag)).join('\n') + '\n');
+          let round = 0;
+          let current = `${tag}-${round}`;
+          fs.writeFileSync(plan, (await setupCalls(relay, calls, current)).join('\n') + '\n');
+          const renew = async (): Promise<void> => {
+            await deleteCalls(relay, calls, current);
+            current = `${tag}-${++round}`;
+            fs.writeFileSync(plan, (await setupCalls(relay, calls, current)).join('\n') + '\n');
+          };
           const rss = procRssBytes(relay.pids()[0]);
           const nom = await measure(bin, plan, nominal, opts.stepMs, relay);
           logStep(`${relay.label}, ${calls} calls, nominal`, nom);
-          const r = await searchRelay(bin, plan, relay, calls, opts);
+          const r = await searchRelay(bin, plan, relay, calls, opts, renew);
           r.nominal = nom;
           r.rssBytes = rss;
           results.relays.push(r);
-          await deleteCalls(relay, calls, tag);
+          await deleteCalls(relay, calls, current);
         } finally {
           await relay.close();
         }

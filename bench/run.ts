@@ -41,7 +41,8 @@ function usage(msg?: string): never {
   if (msg) process.stderr.write(`${msg}\n`);
   process.stderr.write(
     'usage: npm run bench -- [--quick] [--only calls,registrations,keepalive,media,memory] [--users N]\n' +
-      '                        [--kamailio-children N] [--rtpengine-threads N] [--out DIR]\n',
+      '                        [--kamailio-children N] [--rtpengine-threads N] [--out DIR]\n' +
+      '       npm run bench -- --report DIR/results.json\n',
   );
   process.exit(64);
 }
@@ -80,6 +81,7 @@ function parseArgs(argv: string[]): Args {
     else usage(`unknown argument ${k}`);
   }
   if (!a.out) a.out = fs.mkdtempSync(path.join(os.tmpdir(), 'sipedge-bench-results-'));
+  else fs.mkdirSync(a.out, { recursive: true });
   return a;
 }
 
@@ -255,7 +257,7 @@ function report(r: Results, kind: 'text' | 'md'): string {
     const lim = [...r.calls, ...r.registrations]
       .map((x) => ({ x, b: bottleneckOf(x.bestStep, firstFailStep(x), x.target) }))
       .filter((y) => y.b)
-      .map(({ x, b }) => `${x.what} ${x.target}: limited by ${b}`);
+      .map(({ x, b }) => `${x.what} ${x.target}: ${b}`);
     if (lim.length) out.push((kind === 'md' ? '\n' : '') + lim.map((l) => (kind === 'md' ? `- ${l}` : `  ${l}`)).join('\n'));
   }
 

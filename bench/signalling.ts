@@ -149,7 +149,9 @@ async function startSipedge(spec: TargetSpec, users: User[], dir: string): Promi
   };
   const configPath = path.join(dir, 'sipedge.yaml');
   fs.writeFileSync(configPath, YAML.stringify(config));
-  const args = ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli', 'main.ts'), 'start', '-c', configPath];
+  // SIPEDGE_BENCH_NODE_ARGS: extra node flags for the sipedge process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const extra = (process.env.SIPEDGE_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const args = [...extra, '--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli', 'main.ts'), 'start', '-c', configPath];
   const child = spawnChild(process.execPath, args, { cwd: REPO_ROOT, hardTimeoutMs: 3600_000, env: { ...process.env, NO_COLOR: '1' } });
   // log.level warn hides `sipedge ready`: wait until it answers an OPTIONS instead.
   await waitForSip(port, child, 'sipedge');
@@ -331,11 +333,11 @@ export function bottleneckOf(step: Step | undefined, firstFail: Step | undefined
   const parts =
     `at ${s.rate}/s: ${label} ${p(t)}, SIPp client ${p(c)}${s.uasCpuS !== undefined ? `, SIPp UAS ${p(u)}` : ''}, other processes ${p(o)} of one core` +
     `${s.rcvbufDrops > 0 ? `; ${s.rcvbufDrops} UDP datagrams dropped at full receive buffers` : ''}`;
-  if (!firstFail) return `nothing: no failure within the time budget (${parts})`;
-  if (label.startsWith('sipedge') && t >= 0.85) return `sipedge's single event loop (${parts})`;
-  if (t + c + u + o >= 1.7) return `the machine's two cores (${parts})`;
-  if (c >= 0.85 || u >= 0.85) return `SIPp (${parts})`;
-  return `no CPU saturated; lost datagrams and timeouts (${parts})`;
+  if (!firstFail) return `no limit found within the time budget (${parts})`;
+  if (label.startsWith('sipedge') && t >= 0.85) return `limited by sipedge's single event loop (${parts})`;
+  if (t + c + u + o >= 1.7) return `limited by the machine's two cores (${parts})`;
+  if (c >= 0.85 || u >= 0.85) return `limited by SIPp (${parts})`;
+  return `no CPU was saturated: failures from lost datagrams and timeouts (${parts})`;
 }
 
 function per1k(cpu: number | undefined, n: number | undefined): number | undefined {

@@ -160,13 +160,23 @@ export const BENCH_NICE = Number(process.env.SIPEDGE_BENCH_NICE ?? -10);
  * With the kernel's autogroup scheduling (`/proc/sys/kernel/sched_autogroup_enabled` = 1), CPU
  * is shared fairly between sessions first and `nice` only orders processes inside one session,
  * so the niceness is also given to this session's autogroup (`/proc/self/autogroup`; root may
- * lower it). Only this benchmark's own session is affected. Returns what was done.
+ * lower it) until the benchmark exits. Only this benchmark's own session is affected.
+ * Returns what was done.
  */
 export function raiseAutogroupPriority(): string {
   if (BENCH_NICE === 0 || !Number.isFinite(BENCH_NICE)) return 'off';
   try {
     if (fs.readFileSync('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').trim() !== '1') return 'autogroup scheduling off';
+    const before = /nice\s+(-?\d+)/.exec(fs.readFileSync('/proc/self/autogroup', 'utf8'))?.[1] ?? '0';
     fs.writeFileSync('/proc/self/autogroup', String(BENCH_NICE));
+    // Give the session its previous priority back when the benchmark ends.
+    process.once('exit', () => {
+      try {
+        fs.writeFileSync('/proc/self/autogroup', before);
+      } catch {
+        // nothing to restore
+      }
+    });
     return fs.readFileSync('/proc/self/autogroup', 'utf8').trim();
   } catch (err) {
     return `not changed (${(err as Error).message})`;
