@@ -33,7 +33,7 @@ import type { Clock, TimerHandle } from '../lib/clock.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { SipMessage, SipRequest, SipResponse } from '../sip/message.js';
 import { getHeader, getHeaderValues } from '../sip/headers.js';
-import { parseNameAddr } from '../sip/nameaddr.js';
+import { parseNameAddr, tagParam } from '../sip/nameaddr.js';
 import { parseCSeq } from '../sip/cseq.js';
 import { parseVia } from '../sip/via.js';
 import type { ClientTransactionHandler, ServerTransaction } from '../transaction/types.js';
@@ -106,14 +106,6 @@ interface CallSession {
 const SDP_METHODS = new Set(['INVITE', 'UPDATE']);
 const MAX_OFFER_RECORDS = 8;
 
-/** The tag parameter of a From/To value. */
-function tagOf(value: string | undefined): string | undefined {
-  if (!value) return undefined;
-  const na = parseNameAddr(value);
-  if (!na.ok) return undefined;
-  const t = na.value.params.tag;
-  return t === null || t === undefined ? undefined : t;
-}
 
 /** The URI of a From/To value, for display. */
 function uriText(value: string | undefined): string {
@@ -307,8 +299,8 @@ export class MediaSessions implements ProxyHooks {
     if (this.closed || (req.method !== 'INVITE' && this.calls.size === 0)) return true;
     const callId = getHeader(req, 'call-id');
     if (!callId) return true;
-    const fromTag = tagOf(getHeader(req, 'from'));
-    const toTag = tagOf(getHeader(req, 'to'));
+    const fromTag = tagParam(getHeader(req, 'from'));
+    const toTag = tagParam(getHeader(req, 'to'));
     const cs = cseqOf(req);
     if (!cs || fromTag === undefined) return true;
     if (req.method === 'INVITE' && toTag === undefined) return this.initialInvite(tx, targets, callId, fromTag, cs.seq);
@@ -502,13 +494,13 @@ export class MediaSessions implements ProxyHooks {
   private track(call: CallSession, tx: ServerTransaction, forwarded: SipRequest, dest: Destination, res: SipResponse): void {
     const cs = cseqOf(res);
     if (!cs || cs.method !== 'INVITE' || res.status < 101 || res.status >= 300) return;
-    const toTag = tagOf(getHeader(res, 'to'));
+    const toTag = tagParam(getHeader(res, 'to'));
     if (toTag === undefined) return;
-    const initial = tagOf(getHeader(forwarded, 'to')) === undefined;
+    const initial = tagParam(getHeader(forwarded, 'to')) === undefined;
     if (!initial) {
       // RFC 3261 §12.2.1.2: a 2xx to a re-INVITE refreshes the responder's remote target.
       if (res.status >= 200) {
-        const d = this.dialogs.find(call.callId, tagOf(getHeader(res, 'from')), toTag);
+        const d = this.dialogs.find(call.callId, tagParam(getHeader(res, 'from')), toTag);
         const c = contactUri(getHeader(res, 'contact'));
         if (d && c) (d.caller.tag === toTag ? d.caller : d.callee).contact = c;
       }
@@ -552,8 +544,8 @@ export class MediaSessions implements ProxyHooks {
     const cs = cseqOf(res);
     if (sdp === undefined || !cs || !SDP_METHODS.has(cs.method) || this.calls.get(call.callId) !== call) return res;
     const rec = call.offers.get(`${cs.seq} ${cs.method}`);
-    const responder = tagOf(getHeader(res, 'to'));
-    const requester = tagOf(getHeader(res, 'from'));
+    const responder = tagParam(getHeader(res, 'to'));
+    const requester = tagParam(getHeader(res, 'from'));
     if (!rec || responder === undefined || requester === undefined) return res;
     const inbound = tx.inbound.flow;
     const common = {
@@ -589,13 +581,13 @@ export class MediaSessions implements ProxyHooks {
     const callId = getHeader(tx.request, 'call-id');
     const call = callId ? this.calls.get(callId) : undefined;
     if (!call) return;
-    if (tagOf(getHeader(tx.request, 'to')) !== undefined) {
+    if (tagParam(getHeader(tx.request, 'to')) !== undefined) {
       // A failed re-INVITE leaves the call as it was (RFC 3261 §14.1).
       const cs = cseqOf(tx.request);
       if (cs) call.offers.delete(`${cs.seq} INVITE`);
       return;
     }
-    if (call.callerTag !== tagOf(getHeader(tx.request, 'from')) || call.state === 'confirmed') return;
+    if (call.callerTag !== tagParam(getHeader(tx.request, 'from')) || call.state === 'confirmed') return;
     this.endCall(call, `INVITE answered ${res.status}`);
   }
 
@@ -608,7 +600,7 @@ export class MediaSessions implements ProxyHooks {
     const sdp = sdpBody(forwarded);
     const cs = cseqOf(forwarded);
     const rec = cs ? call.offers.get(`${cs.seq} INVITE`) : undefined;
-    const answerer = tagOf(getHeader(forwarded, 'from'));
+    const answerer = tagParam(getHeader(forwarded, 'from'));
     if (sdp === undefined || !rec?.inResponse || rec.offererTag === undefined || answerer === undefined) {
       return call.busy > 0 ? this.run(call, async () => undefined) : undefined;
     }
@@ -633,7 +625,7 @@ export class MediaSessions implements ProxyHooks {
     const call = callId ? this.calls.get(callId) : undefined;
     if (!call || res.status < 200 || res.status >= 300) return;
     const cs = cseqOf(res);
-    const body = cs ? call.answers.get(`${cs.seq} ${cs.method} ${tagOf(getHeader(res, 'to')) ?? ''}`) : undefined;
+    const body = cs ? call.answers.get(`${cs.seq} ${cs.method} ${tagParam(getHeader(res, 'to')) ?? ''}`) : undefined;
     if (body && sdpBody(res) !== undefined) setBody(res, body);
   }
 

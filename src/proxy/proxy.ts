@@ -23,7 +23,7 @@ import {
 } from '../sip/headers.js';
 import { parseUri, formatHostPort, type SipUri } from '../sip/uri.js';
 import { parseVia, type Via } from '../sip/via.js';
-import { parseNameAddr } from '../sip/nameaddr.js';
+import { parseNameAddr, tagParam } from '../sip/nameaddr.js';
 import { parseCSeq } from '../sip/cseq.js';
 import { createResponse } from '../sip/response.js';
 import { generateTag } from '../sip/ids.js';
@@ -138,14 +138,6 @@ interface ResponseContext {
   got6xx: boolean;
 }
 
-/** Parses the tag parameter of a From/To value. */
-function tagOf(value: string | undefined): string | undefined {
-  if (!value) return undefined;
-  const na = parseNameAddr(value);
-  if (!na.ok) return undefined;
-  const t = na.value.params.tag;
-  return t === null || t === undefined ? undefined : t;
-}
 
 function uriTransport(u: SipUri): TransportProto {
   const t = u.params.transport?.toLowerCase();
@@ -337,7 +329,7 @@ export class Proxy implements TransactionUser {
     if (!route.ok) return this.reject(tx, 400, 'Bad Route');
     const uri = route.ruri;
     const hasRoute = getHeaderValues(req, 'route').length > 0;
-    const inDialog = tagOf(getHeader(req, 'to')) !== undefined;
+    const inDialog = tagParam(getHeader(req, 'to')) !== undefined;
     const local = !hasRoute && !route.token && this.isLocalDomain(uri);
 
     // A REGISTER is never relayed: the registrar answers it (404 for a domain it does not serve).
@@ -502,7 +494,7 @@ export class Proxy implements TransactionUser {
 
   /** The flow of `token` this request goes to: the callee's when it comes from the caller (RFC 3261 §12.2.1.1: the caller keeps the initial From tag). */
   private tokenFlow(req: SipRequest, token: FlowToken): TokenFlow {
-    return tagOf(getHeader(req, 'from')) === token.ftag ? token.b : token.a;
+    return tagParam(getHeader(req, 'from')) === token.ftag ? token.b : token.a;
   }
 
   /** Whether the request must go over its flow token's connection and that connection is gone (no Route left to follow). */
@@ -629,8 +621,8 @@ export class Proxy implements TransactionUser {
   private loopHash(req: SipRequest): string {
     const h = createHash('sha1');
     h.update(req.uri);
-    h.update('|' + (tagOf(getHeader(req, 'from')) ?? ''));
-    h.update('|' + (tagOf(getHeader(req, 'to')) ?? ''));
+    h.update('|' + (tagParam(getHeader(req, 'from')) ?? ''));
+    h.update('|' + (tagParam(getHeader(req, 'to')) ?? ''));
     h.update('|' + (getHeader(req, 'call-id') ?? ''));
     const cs = parseCSeq(getHeader(req, 'cseq') ?? '');
     h.update('|' + (cs.ok ? cs.value.seq : ''));
@@ -687,7 +679,7 @@ export class Proxy implements TransactionUser {
       const inSock = this.sockets.find((s) => s.id === inbound.flow.local.socketId) ?? out;
       const inAddr = advertisedFor(inSock, inbound.flow.remote.address, this.advertise);
       const token = this.tokens.encode({
-        ftag: tagOf(getHeader(req, 'from')) ?? '',
+        ftag: tagParam(getHeader(req, 'from')) ?? '',
         a: tokenFlowOf(inbound.flow),
         b: { transport: target.dest.transport, address: target.dest.address, port: target.dest.port, socketId: out.id, connectionId: target.dest.connectionId },
       });
@@ -726,7 +718,7 @@ export class Proxy implements TransactionUser {
   }
 
   private startGroup(ctx: ResponseContext, group: Target[]): void {
-    const inDialog = tagOf(getHeader(ctx.request, 'to')) !== undefined;
+    const inDialog = tagParam(getHeader(ctx.request, 'to')) !== undefined;
     const rr = this.settings.recordRoute && !inDialog && DIALOG_CREATING.has(ctx.request.method);
     for (const target of group) {
       const branchId = this.branchId(ctx.request, ctx.branches.length);

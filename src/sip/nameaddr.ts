@@ -147,3 +147,15 @@ export function displayNameText(displayName: string): string {
   }
   return out;
 }
+
+/**
+ * The `tag` parameter of a From/To value (RFC 3261 §19.3), or undefined when the value has no
+ * tag or does not parse.
+ */
+export function tagParam(value: string | undefined): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  const na = parseNameAddr(value);
+  if (!na.ok) return undefined;
+  const t = na.value.params.tag;
+  return t === null || t === undefined ? undefined : t;
+}

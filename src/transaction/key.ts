@@ -10,7 +10,7 @@ import type { SipMessage, SipRequest } from '../sip/message.js';
 import { getHeader } from '../sip/headers.js';
 import { parseVia, viaBranch } from '../sip/via.js';
 import { parseCSeq } from '../sip/cseq.js';
-import { parseNameAddr } from '../sip/nameaddr.js';
+import { tagParam } from '../sip/nameaddr.js';
 
 /** RFC 3261 §8.1.1.7: "The branch ID inserted by an element compliant with this specification MUST always begin with the characters "z9hG4bK"." */
 export const MAGIC_COOKIE = 'z9hG4bK';
@@ -46,17 +46,10 @@ function topVia(msg: SipMessage): TopVia | undefined {
   return { branch: viaBranch(v), transport: v.transport, sentBy };
 }
 
-function tagOf(value: string | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  const parsed = parseNameAddr(value);
-  if (!parsed.ok) return undefined;
-  const tag = parsed.value.params['tag'];
-  return tag === null || tag === undefined ? undefined : tag;
-}
 
 /** The `tag` parameter of the To header field, or `undefined` when there is none. */
 export function toTagOf(msg: SipMessage): string | undefined {
-  return tagOf(getHeader(msg, 'to'));
+  return tagParam(getHeader(msg, 'to'));
 }
 
 /**
@@ -90,7 +83,7 @@ function serverKeyAs(req: SipRequest, method: string): ServerMatchKey | undefine
   if (cseqRaw === undefined || callId === undefined) return undefined;
   const cseq = parseCSeq(cseqRaw);
   if (!cseq.ok) return undefined;
-  const fromTag = tagOf(getHeader(req, 'from')) ?? '';
+  const fromTag = tagParam(getHeader(req, 'from')) ?? '';
   const key = [
     'rfc2543',
     req.uri,
