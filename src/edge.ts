@@ -20,6 +20,7 @@ import { Proxy } from './proxy/proxy.js';
 import { parseCidrs, type AdvertiseContext } from './nat/advertise.js';
 import { PublicAddressManager } from './nat/public_address.js';
 import { KeepaliveScheduler, buildKeepaliveOptions, type OptionsResult } from './nat/keepalive.js';
+import { probeWithOptions } from './nat/keepalive_options.js';
 import { stunBindingResponse } from './stun/responder.js';
 import type { Binding } from './store/types.js';
 import type { Destination } from './transport/types.js';
@@ -54,30 +55,10 @@ function receivedDest(b: Binding): Destination {
  * as alive, a timeout (Timer F) or transport error as a miss.
  */
 function sendKeepaliveOptions(b: Binding, proxy: Proxy, layer: TransactionLayer): Promise<OptionsResult> {
-  return new Promise((resolve) => {
-    const local = proxy.localAddressFor(b.received.socketId, b.received.address);
-    if (!local) return resolve({ answered: false });
-    const req = buildKeepaliveOptions(b, { ...local, transport: b.received.transport });
-    let done = false;
-    const fin = (r: OptionsResult): void => {
-      if (!done) {
-        done = true;
-        resolve(r);
-      }
-    };
-    try {
-      layer.sendRequest(req, receivedDest(b), {
-        onResponse: (res) => {
-          if (res.status >= 200) fin({ answered: true, status: res.status });
-        },
-        onTimeout: () => fin({ answered: false }),
-        onTransportError: () => fin({ answered: false }),
-        onTerminated: () => fin({ answered: false }),
-      });
-    } catch {
-      fin({ answered: false });
-    }
-  });
+  const local = proxy.localAddressFor(b.received.socketId, b.received.address);
+  if (!local) return Promise.resolve({ answered: false });
+  const req = buildKeepaliveOptions(b, { ...local, transport: b.received.transport });
+  return probeWithOptions(layer, req, receivedDest(b)).then((r) => (r.answered ? { answered: true, status: r.status } : { answered: false }));
 }
 
 /** Interval of the expired-binding purge, ms. */

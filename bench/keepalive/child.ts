@@ -20,6 +20,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { SystemClock } from '../../src/lib/clock.js';
 import { KeepaliveScheduler, buildKeepaliveOptions, type OptionsResult } from '../../src/nat/keepalive.js';
+import { probeWithOptions } from '../../src/nat/keepalive_options.js';
 import { SqliteLocationStore } from '../../src/store/sqlite.js';
 import type { Binding } from '../../src/store/types.js';
 import { TransactionLayer } from '../../src/transaction/layer.js';
@@ -101,34 +102,12 @@ const fillS = (performance.now() - fillStart) / 1000;
 
 let timeouts = 0;
 function sendOptions(b: Binding): Promise<OptionsResult> {
-  return new Promise((resolve) => {
-    const req = buildKeepaliveOptions(b, { host: '127.0.0.1', port: sock.boundPort, transport: b.received.transport });
-    let done = false;
-    const fin = (r: OptionsResult): void => {
-      if (!done) {
-        done = true;
-        resolve(r);
-      }
-    };
-    try {
-      layer.sendRequest(
-        req,
-        { transport: b.received.transport, address: b.received.address, port: b.received.port, socketId: b.received.socketId },
-        {
-          onResponse: (res) => {
-            if (res.status >= 200) fin({ answered: true, status: res.status });
-          },
-          onTimeout: () => {
-            timeouts++;
-            fin({ answered: false });
-          },
-          onTransportError: () => fin({ answered: false }),
-          onTerminated: () => fin({ answered: false }),
-        },
-      );
-    } catch {
-      fin({ answered: false });
-    }
+  const req = buildKeepaliveOptions(b, { host: '127.0.0.1', port: sock.boundPort, transport: b.received.transport });
+  const dest = { transport: b.received.transport, address: b.received.address, port: b.received.port, socketId: b.received.socketId };
+  return probeWithOptions(layer, req, dest).then((r) => {
+    if (r.answered) return { answered: true, status: r.status };
+    if (r.reason === 'timeout') timeouts++;
+    return { answered: false };
   });
 }
 

@@ -4,6 +4,8 @@
  * a client transaction.
  */
 import type { SipHeader, SipRequest } from '../sip/message.js';
+import type { ClientTransactionHandler } from '../transaction/types.js';
+import type { Destination } from '../transport/types.js';
 import type { Binding } from '../store/types.js';
 import { canonicalHeaderKey } from '../sip/headers.js';
 import { generateBranch, generateCallId, generateTag } from '../sip/ids.js';
@@ -65,4 +67,41 @@ export function buildKeepaliveOptions(binding: Binding, local: KeepaliveLocal): 
     header('Content-Length', '0'),
   );
   return { type: 'request', method: 'OPTIONS', uri: requestUriOf(binding.contact), version: 'SIP/2.0', headers, body: Buffer.alloc(0) };
+}
+
+/** How {@link probeWithOptions} reached its verdict. */
+export type OptionsProbeOutcome = { answered: true; status: number } | { answered: false; reason: 'timeout' | 'transport' | 'terminated' | 'error' };
+
+/**
+ * Qualify: sends one keepalive OPTIONS on a client transaction (RFC 3261 §11) and resolves once:
+ * any final response counts as alive; Timer F, a transport error, a transaction that ends without
+ * a final response, or a throwing `sendRequest` count as a miss.
+ * @param layer the transaction layer (anything with its `sendRequest`)
+ */
+export function probeWithOptions(
+  layer: { sendRequest(request: SipRequest, dest: Destination, handler: ClientTransactionHandler): unknown },
+  req: SipRequest,
+  dest: Destination,
+): Promise<OptionsProbeOutcome> {
+  return new Promise((resolve) => {
+    let done = false;
+    const fin = (r: OptionsProbeOutcome): void => {
+      if (!done) {
+        done = true;
+        resolve(r);
+      }
+    };
+    try {
+      layer.sendRequest(req, dest, {
+        onResponse: (res) => {
+          if (res.status >= 200) fin({ answered: true, status: res.status });
+        },
+        onTimeout: () => fin({ answered: false, reason: 'timeout' }),
+        onTransportError: () => fin({ answered: false, reason: 'transport' }),
+        onTerminated: () => fin({ answered: false, reason: 'terminated' }),
+      });
+    } catch {
+      fin({ answered: false, reason: 'error' });
+    }
+  });
 }
