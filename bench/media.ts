@@ -1,6 +1,6 @@
 /**
  * Media benchmark: sipedge's in-process relay (RelayEngine, alone in a child process, built as
- * src/edge.ts builds it) and rtpengine in userspace mode (`--table=-1`, driven over ng by
+ * src/edge.ts builds it; with `media.workers` 1 and 2) and rtpengine in userspace mode (`--table=-1`, driven over ng by
  * sipedge's NgMediaControl), in the same run, through the same MediaControl API:
  * N calls are offered/answered, then bench/media/rtpload (C, built here with gcc) sends
  * 172-byte G.711 RTP packets both ways on every call and measures loss and one-way latency.
@@ -42,6 +42,8 @@ export interface MediaOptions {
   startPps: number;
   /** rtpengine --num-threads (default: one per core, as its default). */
   rtpengineThreads: number;
+  /** `media.workers` of each sipedge relay run (default [1, 2]: the event loop alone, and two worker threads). */
+  internalWorkers?: number[];
 }
 
 /** One run of rtpload. */
@@ -114,9 +116,24 @@ export interface Controlled {
   describe: string;
 }
 
-/** sipedge's relay in a child process, driven over IPC. */
-export async function startInternal(exposeGc = false): Promise<Controlled & { memory(): Promise<{ rss: number; heapUsed: number; external: number }> }> {
-  const args = [...(exposeGc ? ['--expose-gc'] : []), '--import', 'tsx', path.join(BENCH_DIR, 'media', 'relay_host.ts'), String(INTERNAL_PORTS.low), String(INTERNAL_PORTS.high)];
+/**
+ * sipedge's relay in a child process, driven over IPC.
+ * @param workers `media.workers` of the relay (1 = the relay on the child's event loop)
+ */
+export async function startInternal(exposeGc = false, workers = 1): Promise<Controlled & { memory(): Promise<{ rss: number; heapUsed: number; external: number }> }> {
+  // SIPEDGE_BENCH_NODE_ARGS: extra node flags for the relay process too (e.g. `--cpu-prof --cpu-prof-dir=DIR`;
+  // relay worker threads inherit --cpu-prof, each writing its own profile).
+  const extra = (process.env.SIPEDGE_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const args = [
+    ...extra,
+    ...(exposeGc ? ['--expose-gc'] : []),
+    '--import',
+    'tsx',
+    path.join(BENCH_DIR, 'media', 'relay_host.ts'),
+    String(INTERNAL_PORTS.low),
+    String(INTERNAL_PORTS.high),
+    String(workers),
+  ];
   const child: ChildProcess =
     BENCH_NICE !== 0
       ? spawn('nice', ['-n', String(BENCH_NICE), process.execPath, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
@@ -126,7 +143,7 @@ export async function startInternal(exposeGc = false): Promise<Controlled & { me
   await rpc.ready;
   const pid = child.pid!;
   return {
-    label: 'sipedge relay',
+    label: workers > 1 ? `sipedge relay (${workers} workers)` : 'sipedge relay',
     offer: (p) => rpc.call('offer', p) as Promise<MediaResult>,
     answer: (p) => rpc.call('answer', p) as Promise<MediaResult>,
     delete: async (p) => void (await rpc.call('delete', p)),
@@ -138,7 +155,7 @@ export async function startInternal(exposeGc = false): Promise<Controlled & { me
       await new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r())));
       clearTimeout(t);
     },
-    describe: `node --import tsx bench/media/relay_host.ts: createMediaControl({ kind: 'internal' }, { ports: ${INTERNAL_PORTS.low}-${INTERNAL_PORTS.high}, bindAddress: 127.0.0.1, strictSource: true }) in its own process`,
+    describe: `node --import tsx bench/media/relay_host.ts: createMediaControl({ kind: 'internal' }, { ports: ${INTERNAL_PORTS.low}-${INTERNAL_PORTS.high}, bindAddress: 127.0.0.1, strictSource: true, workers: ${workers} }) in its own process`,
   };
 }
 
@@ -246,12 +263,12 @@ export async function setupCalls(relay: Controlled, n: number, tag: string): Pro
   return lines;
 }
 
-async function deleteCalls(relay: Controlled, n: number, tag: string): Promise<void> {
+export async function deleteCalls(relay: Controlled, n: number, tag: string): Promise<void> {
   for (let i = 0; i < n; i++) await relay.delete({ callId: `bench-${tag}-${i}` });
 }
 
 /** Builds rtpload with gcc into `dir`. */
-function buildLoad(dir: string): string {
+export function buildLoad(dir: string): string {
   const out = path.join(dir, 'rtpload');
   const r = spawnSync('gcc', ['-O2', '-Wall', '-o', out, path.join(BENCH_DIR, 'media', 'rtpload.c')], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`could not build bench/media/rtpload.c (gcc: ${r.error?.message ?? r.stderr}); run bench/setup.sh`);
@@ -269,7 +286,7 @@ async function runLoad(bin: string, plan: string, rate: number, ms: number): Pro
   return JSON.parse(line) as LoadRun;
 }
 
-async function measure(bin: string, plan: string, rate: number, ms: number, relay?: Controlled): Promise<MediaStep> {
+export async function measure(bin: string, plan: string, rate: number, ms: number, relay?: Controlled): Promise<MediaStep> {
   const pids = relay?.pids() ?? [];
   const c0 = treeCpuSeconds(pids);
   const b0 = systemBusySeconds();
@@ -388,8 +405,10 @@ export async function benchMedia(opts: MediaOptions): Promise<MediaResults> {
       logStep(`direct (no relay), ${calls} calls`, d);
       results.direct[calls] = d.run;
 
-      for (const which of ['internal', 'rtpengine'] as const) {
-        const relay = which === 'internal' ? await startInternal() : await startRtpengine(opts.rtpengineThreads, dir);
+      const runs: Array<number | 'rtpengine'> = [...(opts.internalWorkers ?? [1, 2]), 'rtpengine'];
+      for (const run of runs) {
+        const which = run === 'rtpengine' ? run : run > 1 ? `internal-w${run}` : 'internal';
+        const relay = run === 'rtpengine' ? await startRtpengine(opts.rtpengineThreads, dir) : await startInternal(false, run);
         if (!results.commands.includes(relay.describe)) results.commands.push(relay.describe);
         try {
           progress(`media: ${relay.label}, ${calls} calls: offer/answer`);

@@ -31,6 +31,9 @@ import { FlowTokenCodec } from './proxy/flowtoken.js';
 import { loadFlowTokenSecret } from './proxy/flowtoken_secret.js';
 import { createHookRunner } from './hooks/edge.js';
 import type { EdgeHooks } from './hooks/types.js';
+import type { EdgeCluster } from './cluster/types.js';
+import { ownedBindingsView } from './cluster/keepalive.js';
+import { workerPortSlice } from './transport/dispatch.js';
 
 /** Options of {@link startEdge}. */
 export interface StartEdgeOptions {
@@ -42,6 +45,8 @@ export interface StartEdgeOptions {
   clock?: Clock;
   /** User hooks (src/hooks), run after those of the config's `hooks:` module. */
   hooks?: EdgeHooks | EdgeHooks[];
+  /** This process is one of several SIP workers (`workers:` > 1, src/cluster/). */
+  cluster?: EdgeCluster;
 }
 
 /** The destination of a binding's received flow (where a NATed UA is reachable). */
@@ -54,10 +59,13 @@ function receivedDest(b: Binding): Destination {
  * Qualify: one OPTIONS to a binding's received flow (RFC 3261 §11); any final response counts
  * as alive, a timeout (Timer F) or transport error as a miss.
  */
-function sendKeepaliveOptions(b: Binding, proxy: Proxy, layer: TransactionLayer): Promise<OptionsResult> {
+function sendKeepaliveOptions(b: Binding, proxy: Proxy, layer: TransactionLayer, cluster?: EdgeCluster): Promise<OptionsResult> {
   const local = proxy.localAddressFor(b.received.socketId, b.received.address);
   if (!local) return Promise.resolve({ answered: false });
   const req = buildKeepaliveOptions(b, { ...local, transport: b.received.transport });
+  // Several workers: a Call-ID this worker owns, so the response is dispatched back here.
+  const cid = cluster === undefined ? undefined : req.headers.find((h) => h.key === 'call-id');
+  if (cid !== undefined) cid.value = cluster!.callId(cid.value.includes('@') ? cid.value.slice(cid.value.indexOf('@') + 1) : undefined);
   return probeWithOptions(layer, req, receivedDest(b)).then((r) => (r.answered ? { answered: true, status: r.status } : { answered: false }));
 }
 
@@ -137,6 +145,7 @@ export class Edge implements EdgeApi {
       clock,
       logger: log,
       limits: { maxMessageSize: config.sip.maxMessageSize, maxHeaders: config.sip.maxHeaders },
+      udpDispatch: opts.cluster?.dispatch,
       events: {
         onMessage: (inbound) => {
           metrics?.sipMessagesReceived.inc({ kind: inbound.message.type === 'request' ? messageKind(inbound.message.method) : 'response' });
@@ -194,10 +203,12 @@ export class Edge implements EdgeApi {
     const media = createMediaControl(config.media.engine, {
       clock,
       logger: log,
-      ports: config.media.ports,
+      // Several workers: each relays on its own slice of media.ports.
+      ports: opts.cluster ? workerPortSlice(config.media.ports, opts.cluster.index, opts.cluster.count) : config.media.ports,
       bindAddress: config.media.address,
       timeoutSec: config.media.timeout,
       strictSource: config.media.strictSource,
+      workers: config.media.workers,
       onTimeout: (callId, info) => sessions.onMediaTimeout(callId, info),
     });
     const sessions = new MediaSessions({
@@ -213,21 +224,27 @@ export class Edge implements EdgeApi {
     proxy.hooks = sessions;
     const keepalive = new KeepaliveScheduler({
       clock,
-      store,
+      // Several workers: each pings only the bindings of the AORs it owns.
+      store: opts.cluster ? ownedBindingsView(store, (aor) => opts.cluster!.ownsAor(aor)) : store,
       settings: config.nat.keepalive,
       logger: log,
       send: {
-        options: (b) => sendKeepaliveOptions(b, proxy, layer),
+        options: (b) => sendKeepaliveOptions(b, proxy, layer, opts.cluster),
         crlf: (b) => transport.sendRaw(Buffer.from('\r\n\r\n'), receivedDest(b)).ok,
       },
       onChange: (aor, contact, state) => log.info({ aor, contact, reachable: state }, 'peer reachability changed'),
     });
-    proxy.onRegistered = (aor) => {
+    const trackAor = (aor: string): void => {
       registrar
         .lookup(aor)
         .then((bindings) => keepalive.setAor(aor, bindings))
         .catch((err: unknown) => log.warn({ err, aor }, 'keepalive update failed'));
     };
+    // The registrar hands over each REGISTER's result, so no store read is needed. Several
+    // workers: an AOR owned by another worker is announced to it, which re-reads the shared store.
+    const cl = opts.cluster;
+    if (cl) registrar.onBindings = (aor, bindings) => (cl.ownsAor(aor) ? keepalive.setAor(aor, bindings) : cl.aorChanged(aor));
+    else registrar.onBindings = (aor, bindings) => keepalive.setAor(aor, bindings);
     await keepalive.start();
     const edge = new Edge(config, clock, log, store, transport, layer, proxy, registrar, publicAddress, keepalive, opts.configPath);
     mediaRef.edge = edge;
@@ -239,6 +256,7 @@ export class Edge implements EdgeApi {
       proxy.refreshSockets(advertiseContext(edge.config, next));
     });
     edge.schedulePurge();
+    opts.cluster?.attach({ inject: (id, data, address, port) => transport.injectDatagram(id, data, address, port), trackAor });
     log.info({ sockets: transport.sockets().map((s) => `${s.id}${s.boundPort !== s.port ? ` (port ${s.boundPort})` : ''}`) }, 'SIP sockets bound');
     return edge;
   }

@@ -62,6 +62,8 @@ if (!spec.ok) throw new Error(spec.reason);
 const late: { layer?: TransactionLayer } = {};
 const transport = new TransportLayer({
   listen: [spec.value],
+  // SIPEDGE_BENCH_UDP_RCVBUF: SO_RCVBUF to request instead of the transport's default (0 = kernel default).
+  udpBuffers: process.env.SIPEDGE_BENCH_UDP_RCVBUF ? { recvBufferSize: Number(process.env.SIPEDGE_BENCH_UDP_RCVBUF) } : undefined,
   clock,
   events: { onMessage: (inbound) => late.layer?.receive(inbound) },
 });
@@ -144,12 +146,33 @@ const elu = performance.eventLoopUtilization(elu0);
 delay.disable();
 const sent = keepalive.counters.sent - sent0;
 
-// A reload from the store (every DEFAULT_REFRESH_MS = 300 s in the edge), timed on its own.
+// A reload from the store (every DEFAULT_REFRESH_MS = 300 s in the edge), timed on its own, with
+// the longest event-loop stall it causes (keepalives keep flowing meanwhile).
+const refDelay = monitorEventLoopDelay({ resolution: 10 });
+refDelay.enable();
+// The longest gap between two turns of the event loop (setImmediate to setImmediate): a reload
+// done in one synchronous block shows as one gap as long as the reload.
+let turnAt = performance.now();
+let maxTurnGapMs = 0;
+let turning = true;
+const turn = (): void => {
+  const t = performance.now();
+  if (t - turnAt > maxTurnGapMs) maxTurnGapMs = t - turnAt;
+  turnAt = t;
+  if (turning) setImmediate(turn);
+};
+setImmediate(turn);
 const refCpu0 = process.cpuUsage();
 const refT0 = performance.now();
 await keepalive.refresh();
 const refreshCpu = process.cpuUsage(refCpu0);
 const refreshS = (performance.now() - refT0) / 1000;
+// One more timer turn, so a stall at the very end of the reload is recorded too.
+await new Promise((r) => setTimeout(r, 50));
+turning = false;
+refDelay.disable();
+const refreshLoopDelayMaxMs = refDelay.max / 1e6;
+const totalSent = keepalive.counters.sent;
 
 const result = {
   bindings: N,
@@ -172,11 +195,18 @@ const result = {
   startLoadCpuS: (loadCpu.user + loadCpu.system) / 1e6,
   refreshS,
   refreshCpuS: (refreshCpu.user + refreshCpu.system) / 1e6,
+  /** Longest event-loop delay (ms, monitorEventLoopDelay) while the reload ran. */
+  refreshLoopDelayMaxMs,
+  /** Longest gap between two event-loop turns (ms) while the reload ran: the stall it caused. */
+  refreshMaxTurnGapMs: maxTurnGapMs,
   rssBytes: process.memoryUsage().rss,
   /** UDP datagrams dropped machine-wide (receive buffer full) during the measurement. */
   rcvbufDrops: drops,
   /** Requests the phones answered (retransmissions included), over the whole run. */
   sinkAnswered: 0,
+  /** OPTIONS started over the whole run, and the phones' requests per OPTIONS (> 1: retransmissions). */
+  totalSent,
+  requestsPerKeepalive: 0,
 };
 keepalive.close();
 layer.close();
@@ -185,6 +215,7 @@ await store.close();
 sink.stdin!.end();
 await new Promise<void>((r) => (sink.exitCode !== null ? r() : sink.once('exit', () => r())));
 result.sinkAnswered = sinkAnswered;
+result.requestsPerKeepalive = totalSent > 0 ? sinkAnswered / totalSent : 0;
 fs.rmSync(dir, { recursive: true, force: true });
 process.stdout.write(JSON.stringify(result) + '\n');
 process.exit(0);

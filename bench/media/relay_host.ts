@@ -4,17 +4,20 @@
  * its own process, so that its CPU and event loop are measured without the benchmark driver.
  * Commands arrive over the IPC channel: `{ id, op, params }` → `{ id, result }`.
  *
- *   node --import tsx [--expose-gc] bench/media/relay_host.ts LOW HIGH
+ *   node --import tsx [--expose-gc] bench/media/relay_host.ts LOW HIGH [WORKERS]
+ *
+ * WORKERS is `media.workers` (default 1: the relay runs on this process's event loop).
  */
 import { createMediaControl, type AnswerParams, type DeleteParams, type OfferParams } from '../../src/media/index.js';
 import { SystemClock } from '../../src/lib/clock.js';
 
 const low = Number(process.argv[2] ?? 20000);
 const high = Number(process.argv[3] ?? 25999);
+const workers = Number(process.argv[4] ?? 1);
 
 const media = createMediaControl(
   { kind: 'internal' },
-  { clock: new SystemClock(), ports: { low, high }, bindAddress: '127.0.0.1', timeoutSec: 600, strictSource: true },
+  { clock: new SystemClock(), ports: { low, high }, bindAddress: '127.0.0.1', timeoutSec: 600, strictSource: true, workers },
 );
 
 type Command =

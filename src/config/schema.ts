@@ -10,6 +10,7 @@
  * Use {@link parseConfigText} / {@link loadConfig} in `load.ts` rather than this schema directly:
  * they add YAML handling, readable messages and warnings.
  */
+import os from 'node:os';
 import { z } from 'zod';
 import { parseListen } from '../transport/listen.js';
 import type { ListenSpec } from '../transport/types.js';
@@ -136,6 +137,11 @@ const mediaSchema = z.strictObject({
   timeout: seconds(1).default(60),
   strictSource: z.boolean().default(true),
   engine: parsedString(parseMediaEngine).prefault('internal'),
+  /** Relay threads (worker_threads); `auto` = os.availableParallelism(). Absent = 1 (the relay on the main event loop). */
+  workers: z
+    .union([z.number().int().min(1).max(64), z.literal('auto')], { error: 'expected an integer from 1 to 64, or "auto"' })
+    .transform((w) => (w === 'auto' ? os.availableParallelism() : w))
+    .optional(),
 });
 
 const registrarSchema = z
@@ -265,6 +271,8 @@ const rawConfigSchema = z.strictObject({
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .prefault({}),
   hooks: hooksSchema.optional(),
+  /** SIP worker processes (node:cluster): a count, or `auto` = one per core. See `src/cluster/`. */
+  workers: z.union([z.number().int().min(1).max(64), z.literal('auto')]).default(1),
 });
 
 /**
@@ -272,15 +280,45 @@ const rawConfigSchema = z.strictObject({
  * empty file). Output: {@link SipedgeConfig} with defaults applied and `sockets` derived
  * from `listen`.
  */
-export const sipedgeConfigSchema = rawConfigSchema.transform((c): SipedgeConfig => {
+export const sipedgeConfigSchema = rawConfigSchema.transform((c, ctx): SipedgeConfig => {
   const sockets: ListenSpec[] = [];
   for (const s of c.listen) {
     const r = parseListen(s);
     if (r.ok) sockets.push(r.value);
   }
-  const { listen, ...rest } = c;
-  return { listen, sockets, ...rest };
+  const { listen, workers: w, ...rest } = c;
+  const workers = w === 'auto' ? os.availableParallelism() : w;
+  if (workers > 1) for (const issue of clusterIssues(c.store, sockets, listen, w)) ctx.addIssue(issue);
+  return { listen, sockets, ...rest, workers };
 });
+
+/**
+ * What `workers` > 1 (several SIP processes, src/cluster) requires: a store every process sees
+ * (`sqlite:FILE` or `redis://`), and UDP listeners only (a TCP connection belongs to one process).
+ */
+function clusterIssues(store: string, sockets: ListenSpec[], listen: string[], w: number | 'auto') {
+  const issues: Array<{ code: 'custom'; message: string; path: Array<string | number>; input: unknown }> = [];
+  const spec = parseStoreSpec(store);
+  if (spec.ok && (spec.value.kind === 'memory' || (spec.value.kind === 'sqlite' && (spec.value.path === ':memory:' || spec.value.path === '//:memory:')))) {
+    issues.push({
+      code: 'custom',
+      message: `${w === 'auto' ? 'auto (several)' : w} workers need a store shared by the worker processes (sqlite:FILE or redis://…); "${store}" keeps bindings inside one process`,
+      path: ['workers'],
+      input: w,
+    });
+  }
+  sockets.forEach((s, i) => {
+    if (s.transport !== 'udp') {
+      issues.push({
+        code: 'custom',
+        message: `with workers: ${w} only UDP listeners are supported (a ${s.transport.toUpperCase()} connection belongs to one process); remove "${listen[i]}" or set workers: 1`,
+        path: ['listen', i],
+        input: listen[i],
+      });
+    }
+  });
+  return issues;
+}
 
 /** The config with every default applied (what an empty `sipedge.yaml` means). */
 export function defaultConfig(): SipedgeConfig {

@@ -86,6 +86,11 @@ export interface MediaConfig {
   strictSource: boolean;
   /** Default `{ kind: 'internal' }`. */
   engine: MediaEngineConfig;
+  /**
+   * Threads of the internal relay (YAML: an integer 1–64 or `auto` = the number of CPU cores,
+   * resolved when the config is read). Absent = 1: the relay runs on the main event loop.
+   */
+  workers?: number;
 }
 
 /** Registrar (RFC 3261 §10). */
@@ -183,6 +188,12 @@ export interface SipedgeConfig {
   log: { level: LogLevel };
   /** Per-transaction hooks module; none by default. */
   hooks?: HooksConfig;
+  /**
+   * SIP worker processes (node:cluster, `src/cluster/`), resolved: YAML `auto` becomes
+   * `os.availableParallelism()`. 1 (default) = one process, no cluster. With more than one,
+   * `store` must be `sqlite:FILE` or `redis://` and every listener UDP.
+   */
+  workers: number;
 }
 
 /** Parsed form of {@link SipedgeConfig.store}. */

@@ -22,10 +22,30 @@ export interface Clock {
   clearTimer(handle: TimerHandle | undefined): void;
 }
 
-/** The real clock, backed by `performance.now()`, `Date.now()` and `setTimeout`. */
+/** A {@link SystemClock} timer: the handle carries its Node timeout, so no lookup table is needed. */
+class SystemTimer implements TimerHandle {
+  /** The pending Node timeout; undefined once fired or cleared. */
+  t: NodeJS.Timeout | undefined = undefined;
+  constructor(
+    readonly id: number,
+    readonly owner: SystemClock,
+    readonly fn: () => void,
+  ) {}
+}
+
+/** Runs a due timer (shared by every timer: no closure per timer). */
+function fireSystemTimer(timer: SystemTimer): void {
+  if (timer.t === undefined) return;
+  timer.t = undefined;
+  timer.owner.count--;
+  timer.fn();
+}
+
+/** The real clock, backed by `performance.now()`, `Date.now()` and `setTimeout` (unref'd). */
 export class SystemClock implements Clock {
   private nextId = 1;
-  private readonly timers = new Map<number, NodeJS.Timeout>();
+  /** Number of pending timers (internal; read {@link SystemClock.pending}). */
+  count = 0;
 
   now(): number {
     return performance.now();
@@ -36,28 +56,25 @@ export class SystemClock implements Clock {
   }
 
   setTimer(delayMs: number, fn: () => void): TimerHandle {
-    const id = this.nextId++;
-    const t = setTimeout(() => {
-      this.timers.delete(id);
-      fn();
-    }, Math.max(0, delayMs));
-    t.unref?.();
-    this.timers.set(id, t);
-    return { id };
+    const timer = new SystemTimer(this.nextId++, this, fn);
+    const t = setTimeout(fireSystemTimer, delayMs > 0 ? delayMs : 0, timer);
+    t.unref();
+    timer.t = t;
+    this.count++;
+    return timer;
   }
 
   clearTimer(handle: TimerHandle | undefined): void {
-    if (!handle) return;
-    const t = this.timers.get(handle.id);
-    if (t) {
-      clearTimeout(t);
-      this.timers.delete(handle.id);
-    }
+    // Handles of other clocks are ignored, like unknown ids were.
+    if (!(handle instanceof SystemTimer) || handle.owner !== this || handle.t === undefined) return;
+    clearTimeout(handle.t);
+    handle.t = undefined;
+    this.count--;
   }
 
   /** Number of pending timers (for leak checks in tests and metrics). */
   get pending(): number {
-    return this.timers.size;
+    return this.count;
   }
 }
 

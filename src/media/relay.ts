@@ -600,27 +600,35 @@ export class RelayEngine implements MediaControl {
   /** One summary per call (for `sipedge show calls`). */
   list(): CallMediaSummary[] {
     const out: CallMediaSummary[] = [];
-    for (const call of this.calls.values()) {
-      const flows: FlowCounters[] = [
-        { packets: 0, bytes: 0 },
-        { packets: 0, bytes: 0 },
-      ];
-      let streams = 0;
-      for (const rs of call.streams) {
-        if (!rs) continue;
-        streams++;
-        for (let side = 0; side < 2; side++) {
-          const sp = rs.sides[side];
-          flows[side].packets += sp.rtp.rxPackets + sp.rtcp.rxPackets;
-          flows[side].bytes += sp.rtp.rxBytes + sp.rtcp.rxBytes;
-        }
-      }
-      const sum: CallMediaSummary = { callId: call.callId, tags: [...call.tags], streams, aToB: flows[0], bToA: flows[1], timedOut: call.timedOut };
-      const last = this.lastPacketOf(call);
-      if (last >= 0) sum.lastPacketAt = this.wall(last);
-      out.push(sum);
-    }
+    for (const call of this.calls.values()) out.push(this.summarize(call));
     return out;
+  }
+
+  /** The {@link list} line of one call, or undefined when the relay does not hold it. */
+  summary(callId: string): CallMediaSummary | undefined {
+    const call = this.calls.get(callId);
+    return call ? this.summarize(call) : undefined;
+  }
+
+  private summarize(call: RelayCall): CallMediaSummary {
+    const flows: FlowCounters[] = [
+      { packets: 0, bytes: 0 },
+      { packets: 0, bytes: 0 },
+    ];
+    let streams = 0;
+    for (const rs of call.streams) {
+      if (!rs) continue;
+      streams++;
+      for (let side = 0; side < 2; side++) {
+        const sp = rs.sides[side];
+        flows[side].packets += sp.rtp.rxPackets + sp.rtcp.rxPackets;
+        flows[side].bytes += sp.rtp.rxBytes + sp.rtcp.rxBytes;
+      }
+    }
+    const sum: CallMediaSummary = { callId: call.callId, tags: [...call.tags], streams, aToB: flows[0], bToA: flows[1], timedOut: call.timedOut };
+    const last = this.lastPacketOf(call);
+    if (last >= 0) sum.lastPacketAt = this.wall(last);
+    return sum;
   }
 
   /** Engine-wide counters: totals of released sockets plus live ones. */

@@ -7,6 +7,10 @@
  * Scheduling is a wheel: the interval is cut into slots of `tickMs` (default 100 ms); each
  * binding gets a slot from a least-loaded allocator (see `keepalive_wheel.ts`), and a tick
  * sends only the bindings of the slot that is due — O(due bindings) per tick, no store scan.
+ * A slot holding more than {@link MAX_BURST} bindings is not sent at once: its probes are paced
+ * in bursts of about {@link MAX_BURST} spread over the slot (at most one burst per
+ * {@link MIN_BURST_GAP_MS}), so 100k bindings at 30 s leave as a smooth ~3,300/s rather than
+ * 333 every 100 ms — a burst of answers that would overflow the socket's receive buffer.
  * The binding set lives in memory; the edge keeps it current with {@link KeepaliveScheduler.upsert},
  * {@link KeepaliveScheduler.remove} and {@link KeepaliveScheduler.setAor} after each REGISTER, and
  * {@link KeepaliveScheduler.refresh} reloads it from the store (at start and every `refreshMs`).
@@ -109,8 +113,14 @@ export const DEFAULT_TICK_MS = 100;
 export const MAX_SLOTS = 3600;
 /** Default period of the full reload from the store, ms. */
 export const DEFAULT_REFRESH_MS = 300_000;
+/** Bindings read and applied per step of a reload from the store; the event loop runs between steps. */
+export const REFRESH_PAGE = 1000;
 /** Most OPTIONS probes outstanding per binding; a due probe beyond it is skipped. */
 export const MAX_IN_FLIGHT = 4;
+/** Most probes sent back to back; a slot with more is paced in bursts over the slot's length. */
+export const MAX_BURST = 16;
+/** Shortest gap between two paced bursts, ms (bursts grow past {@link MAX_BURST} rather than come faster). */
+export const MIN_BURST_GAP_MS = 2;
 
 /** Key of a flow for {@link KeepaliveScheduler.pong}: `transport:address:port` of the UA's side. */
 export function keepaliveFlowKey(flow: { transport: string; address: string; port: number }): string {
@@ -150,6 +160,8 @@ interface Entry {
   awaitingPong: boolean;
   pongSeen: boolean;
   removing: boolean;
+  /** Waiting in the paced send queue. */
+  queued: boolean;
 }
 
 /**
@@ -180,6 +192,12 @@ export class KeepaliveScheduler {
   private closed = false;
   private tickTimer: TimerHandle | undefined;
   private refreshTimer: TimerHandle | undefined;
+  /** Paced sending: probes due but not sent yet (from `queueHead` on), the next burst's timer and size. */
+  private queue: Entry[] = [];
+  private queueHead = 0;
+  private burstTimer: TimerHandle | undefined;
+  private burstSize = MAX_BURST;
+  private burstGapMs = MIN_BURST_GAP_MS;
   /** Wheel position: the slot fired at `wheelStart + ticks * slotMs`. */
   private cursor = 0;
   private ticks = 0;
@@ -328,27 +346,60 @@ export class KeepaliveScheduler {
 
   /**
    * Reloads the binding set from the store: adds new eligible bindings, updates changed ones,
-   * drops ones no longer stored. Hook writes made while the load runs win over it.
+   * drops ones no longer stored. Hook writes made while the load runs win over it. Incremental:
+   * bindings are read ({@link LocationStore.scanBindings} when the store has it, else one
+   * `allBindings()`) and applied {@link REFRESH_PAGE} at a time, yielding to the event loop
+   * between pages, so a reload of 100k bindings never stalls SIP traffic for long. A refresh
+   * started while another runs supersedes it.
    */
   async refresh(): Promise<void> {
     if (this.closed || !this.enabled) return;
     const gen = ++this.refreshGen;
     const startEpoch = ++this.epoch;
     this.refreshesPending++;
-    let loaded: Binding[];
+    const seen = new Set<string>();
     try {
-      loaded = await this.store.allBindings();
+      if (this.store.scanBindings !== undefined) {
+        for await (const page of this.store.scanBindings(REFRESH_PAGE)) {
+          if (this.refreshStale(gen)) return;
+          this.applyLoaded(page, 0, page.length, seen, startEpoch);
+        }
+      } else {
+        const loaded = await this.store.allBindings();
+        for (let i = 0; i < loaded.length; i += REFRESH_PAGE) {
+          if (this.refreshStale(gen)) return;
+          if (i > 0) await yieldToEventLoop();
+          if (this.refreshStale(gen)) return;
+          this.applyLoaded(loaded, i, Math.min(loaded.length, i + REFRESH_PAGE), seen, startEpoch);
+        }
+      }
+      if (this.refreshStale(gen)) return;
+      // Bindings no longer stored (and not written by a hook since the load began) are dropped.
+      for (const e of this.entries.values()) {
+        if (e.touched < startEpoch && !seen.has(e.key)) this.detach(e);
+      }
     } catch (err) {
       this.log?.warn({ err }, 'keepalive: loading bindings from the store failed');
+    } finally {
       this.refreshDone();
-      return;
     }
-    if (this.closed || !this.enabled || gen !== this.refreshGen) {
-      this.refreshDone();
-      return;
-    }
-    const seen = new Set<string>();
-    for (const b of loaded) {
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  private refreshDone(): void {
+    if (--this.refreshesPending === 0) this.hookAt.clear();
+  }
+
+  /** Whether the reload `gen` must stop: closed, disabled, or superseded by a newer reload. */
+  private refreshStale(gen: number): boolean {
+    return this.closed || !this.enabled || gen !== this.refreshGen;
+  }
+
+  /** Applies `list[from, to)` of a reload that began at `startEpoch`; records each binding's key in `seen`. */
+  private applyLoaded(list: Binding[], from: number, to: number, seen: Set<string>, startEpoch: number): void {
+    for (let i = from; i < to; i++) {
+      const b = list[i];
       const key = bindingKey(b);
       seen.add(key);
       if (this.hookAt.size > 0 && this.hookNewer(b, startEpoch)) continue;
@@ -356,16 +407,6 @@ export class KeepaliveScheduler {
       if (e !== undefined && e.touched >= startEpoch) continue;
       this.write(b, startEpoch - 1);
     }
-    for (const e of [...this.entries.values()]) {
-      if (!seen.has(e.key) && e.touched < startEpoch) this.detach(e);
-    }
-    this.refreshDone();
-  }
-
-  // ---- internals -------------------------------------------------------------------------
-
-  private refreshDone(): void {
-    if (--this.refreshesPending === 0) this.hookAt.clear();
   }
 
   /** Whether a hook changed this binding's AOR or Contact after the load with `startEpoch` began. */
@@ -402,8 +443,13 @@ export class KeepaliveScheduler {
   private stopTimers(): void {
     this.clock.clearTimer(this.tickTimer);
     this.clock.clearTimer(this.refreshTimer);
+    this.clock.clearTimer(this.burstTimer);
     this.tickTimer = undefined;
     this.refreshTimer = undefined;
+    this.burstTimer = undefined;
+    for (let i = this.queueHead; i < this.queue.length; i++) this.queue[i].queued = false;
+    this.queue = [];
+    this.queueHead = 0;
   }
 
   private onRefreshTimer(): void {
@@ -438,9 +484,46 @@ export class KeepaliveScheduler {
   private fireSlot(slot: number): void {
     const set = this.slots[slot];
     if (set === undefined || set.size === 0) return;
+    if (set.size <= MAX_BURST && this.queueHead === this.queue.length) {
+      // A small slot and nothing paced: send at once.
+      const wall = this.clock.wallNow();
+      const mono = this.clock.now();
+      for (const e of set) {
+        if (e.binding.expiresAt <= wall) {
+          this.detach(e);
+          continue;
+        }
+        this.probe(e, wall, mono);
+        if (this.closed) return;
+      }
+      return;
+    }
+    // Pace: queue the slot, then send it (and anything still queued) in bursts over one slot length.
+    for (const e of set) {
+      if (e.queued) continue;
+      e.queued = true;
+      this.queue.push(e);
+    }
+    const pending = this.queue.length - this.queueHead;
+    const bursts = Math.max(1, Math.min(Math.ceil(pending / MAX_BURST), Math.floor(this.slotMs / MIN_BURST_GAP_MS)));
+    this.burstSize = Math.ceil(pending / bursts);
+    this.burstGapMs = this.slotMs / bursts;
+    if (this.burstTimer === undefined) this.sendBurst();
+  }
+
+  /** Sends the next paced burst from the queue and schedules the one after it. */
+  private sendBurst(): void {
+    this.burstTimer = undefined;
+    if (this.closed) return;
+    const q = this.queue;
+    const end = Math.min(q.length, this.queueHead + this.burstSize);
     const wall = this.clock.wallNow();
     const mono = this.clock.now();
-    for (const e of set) {
+    while (this.queueHead < end) {
+      const e = q[this.queueHead++];
+      e.queued = false;
+      // Removed, replaced or moved since it was queued: not this slot's probe any more.
+      if (!this.isCurrent(e)) continue;
       if (e.binding.expiresAt <= wall) {
         this.detach(e);
         continue;
@@ -448,6 +531,16 @@ export class KeepaliveScheduler {
       this.probe(e, wall, mono);
       if (this.closed) return;
     }
+    if (this.queueHead >= q.length) {
+      this.queue = [];
+      this.queueHead = 0;
+      return;
+    }
+    if (this.queueHead > 4096 && this.queueHead * 2 > q.length) {
+      this.queue = q.slice(this.queueHead);
+      this.queueHead = 0;
+    }
+    this.burstTimer = this.clock.setTimer(this.burstGapMs, () => this.sendBurst());
   }
 
   private probe(e: Entry, wall: number, mono: number): void {
@@ -645,6 +738,11 @@ export class KeepaliveScheduler {
   }
 }
 
+/** Resolves on the next turn of the event loop, after pending I/O callbacks (not a timer: no clock needed). */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 function newEntry(key: string, b: Binding, touched: number): Entry {
   return {
     key,
@@ -661,6 +759,7 @@ function newEntry(key: string, b: Binding, touched: number): Entry {
     awaitingPong: false,
     pongSeen: false,
     removing: false,
+    queued: false,
   };
 }
 

@@ -7,9 +7,9 @@
  * The proxy is the transaction user of {@link TransactionLayer}. It owns Timer C per branch.
  */
 import dns from 'node:dns';
-import { createHash } from 'node:crypto';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import { silentLogger, type Logger } from '../lib/log.js';
+import { hash64Hex } from '../lib/hash.js';
 import type { SipRequest, SipResponse } from '../sip/message.js';
 import {
   cloneMessage,
@@ -21,9 +21,9 @@ import {
   setHeader,
   appendHeader,
 } from '../sip/headers.js';
-import { parseUri, formatHostPort, type SipUri } from '../sip/uri.js';
-import { parseVia, type Via } from '../sip/via.js';
-import { parseNameAddr, tagParam } from '../sip/nameaddr.js';
+import { parseUri, parseUriShared, formatHostPort, type SipUri } from '../sip/uri.js';
+import { parseViaShared, type Via } from '../sip/via.js';
+import { parseNameAddr, parseNameAddrShared, tagParam } from '../sip/nameaddr.js';
 import { parseCSeq } from '../sip/cseq.js';
 import { createResponse } from '../sip/response.js';
 import { generateTag } from '../sip/ids.js';
@@ -278,14 +278,14 @@ export class Proxy implements TransactionUser {
     const res = cloneMessage(this.settings.rewriteContact ? fixResponseContact(inbound.message as SipResponse, inbound.flow, this.settings.natClients) : (inbound.message as SipResponse));
     const top = getHeader(res, 'via');
     if (!top) return;
-    const v = parseVia(top);
-    if (!v.ok || !this.self.isSelfHost(v.value.host, v.value.port)) return;
+    const v = parseViaShared(top);
+    if (v === undefined || !this.self.isSelfHost(v.host, v.port)) return;
     removeFirstHeaderValue(res, 'via');
     const next = getHeader(res, 'via');
     if (!next) return;
-    const nv = parseVia(next);
-    if (!nv.ok) return;
-    const dest = this.viaDestination(nv.value);
+    const nv = parseViaShared(next);
+    if (nv === undefined) return;
+    const dest = this.viaDestination(nv);
     this.stats.strayResponses++;
     this.hooks?.strayResponse?.(res);
     this.transport.sendRaw(serializeMessage(res), dest);
@@ -303,14 +303,14 @@ export class Proxy implements TransactionUser {
 
     // RFC 3261 §16.3 step 2: URI scheme. "If the Request-URI has a URI whose scheme is not
     // understood by the proxy, the proxy SHOULD reject the request with a 416".
-    const ruri = parseUri(req.uri);
-    if (!ruri.ok) return this.reject(tx, 400, 'Bad Request-URI');
-    if (ruri.value.scheme !== 'sip' && ruri.value.scheme !== 'sips') return this.reject(tx, 416, 'Unsupported URI Scheme');
+    const ruri = parseUriShared(req.uri);
+    if (ruri === undefined) return this.reject(tx, 400, 'Bad Request-URI');
+    if (ruri.scheme !== 'sip' && ruri.scheme !== 'sips') return this.reject(tx, 416, 'Unsupported URI Scheme');
 
     // §16.3 step 3: Max-Forwards.
     const mfText = getHeader(req, 'max-forwards');
     const mf = mfText === undefined ? 70 : Number(mfText);
-    const toSelf = this.self.isSelf(ruri.value) && ruri.value.user === undefined && getHeaderValues(req, 'route').length === 0;
+    const toSelf = this.self.isSelf(ruri) && ruri.user === undefined && getHeader(req, 'route') === undefined;
     if (mf <= 0 && !(req.method === 'OPTIONS' && toSelf)) return this.reject(tx, 483, 'Too Many Hops');
 
     // §16.3 step 4: loop detection.
@@ -328,7 +328,7 @@ export class Proxy implements TransactionUser {
     const route = this.preprocessRoutes(req);
     if (!route.ok) return this.reject(tx, 400, 'Bad Route');
     const uri = route.ruri;
-    const hasRoute = getHeaderValues(req, 'route').length > 0;
+    const hasRoute = getHeader(req, 'route') !== undefined;
     const inDialog = tagParam(getHeader(req, 'to')) !== undefined;
     const local = !hasRoute && !route.token && this.isLocalDomain(uri);
 
@@ -387,6 +387,11 @@ export class Proxy implements TransactionUser {
     const realm = this.auth?.realm;
     const values = getHeaderValues(req, 'proxy-authorization');
     if (!realm || values.length === 0) return;
+    // One value and verify() succeeded: it was ours (verify uses only our realm's credentials).
+    if (values.length === 1) {
+      removeHeader(req, 'proxy-authorization');
+      return;
+    }
     const keep = values.filter((v) => parseDigestParams(v)?.realm !== realm);
     if (keep.length === values.length) return;
     removeHeader(req, 'proxy-authorization');
@@ -417,8 +422,7 @@ export class Proxy implements TransactionUser {
   private fromUser(req: SipRequest): string | undefined {
     const f = getHeader(req, 'from');
     if (!f) return undefined;
-    const na = parseNameAddr(f);
-    return na.ok ? na.value.uri.user : undefined;
+    return parseNameAddrShared(f)?.uri.user;
   }
 
   /** Whether a Request-URI is for a domain we serve (or one of our own addresses). */
@@ -436,13 +440,13 @@ export class Proxy implements TransactionUser {
    */
   private preprocessRoutes(req: SipRequest): { ok: true; ruri: SipUri; token?: FlowToken } | { ok: false } {
     let token: FlowToken | undefined;
-    let ruri = parseUri(req.uri);
-    if (!ruri.ok) return { ok: false };
+    let ruri = parseUriShared(req.uri);
+    if (ruri === undefined) return { ok: false };
     // "If the Request-URI contains a value this proxy previously placed into a Record-Route
     // header field, the proxy MUST replace the Request-URI in the request with the last value
     // from the Route header field, and remove that value from the Route header field."
-    if (this.self.isSelf(ruri.value) && ruri.value.user && ruri.value.params.lr === undefined) {
-      const t = this.tokens.decode(ruri.value.user);
+    if (this.self.isSelf(ruri) && ruri.user && ruri.params.lr === undefined) {
+      const t = this.tokens.decode(ruri.user);
       const routes = getHeaderValues(req, 'route');
       if (t && routes.length > 0) {
         token = t;
@@ -450,8 +454,8 @@ export class Proxy implements TransactionUser {
         removeHeader(req, 'route');
         for (const r of routes.slice(0, -1)) appendHeader(req, 'Route', r);
         req.uri = formatUriText(last);
-        ruri = parseUri(req.uri);
-        if (!ruri.ok) return { ok: false };
+        ruri = parseUriShared(req.uri);
+        if (ruri === undefined) return { ok: false };
       }
     }
     // "If the first value in the Route header field indicates this proxy, the proxy MUST remove
@@ -459,13 +463,13 @@ export class Proxy implements TransactionUser {
     for (let i = 0; i < 4; i++) {
       const first = getHeader(req, 'route');
       if (!first) break;
-      const na = parseNameAddr(first);
-      if (!na.ok) return { ok: false };
-      if (!this.self.isSelf(na.value.uri)) break;
+      const na = parseNameAddrShared(first);
+      if (na === undefined) return { ok: false };
+      if (!this.self.isSelf(na.uri)) break;
       removeFirstHeaderValue(req, 'route');
-      if (!token && na.value.uri.user) token = this.tokens.decode(na.value.uri.user);
+      if (!token && na.uri.user) token = this.tokens.decode(na.uri.user);
     }
-    return { ok: true, ruri: ruri.value, token };
+    return { ok: true, ruri, token };
   }
 
   /**
@@ -475,9 +479,9 @@ export class Proxy implements TransactionUser {
   private async nextHop(req: SipRequest, token: FlowToken | undefined): Promise<Target | undefined> {
     const routes = getHeaderValues(req, 'route');
     if (routes.length > 0) {
-      const na = parseNameAddr(routes[0]);
-      if (!na.ok) return undefined;
-      const dest = await this.resolve(na.value.uri);
+      const na = parseNameAddrShared(routes[0]);
+      if (na === undefined) return undefined;
+      const dest = await this.resolve(na.uri);
       return dest ? { uri: req.uri, dest } : undefined;
     }
     if (token) {
@@ -486,9 +490,9 @@ export class Proxy implements TransactionUser {
       // UA's private Contact, or its NAT that lets no connection in): see tokenFlowFailed().
       return this.tokenFlowFailed(req, token) ? undefined : { uri: req.uri, dest: destOfTokenFlow(flow) };
     }
-    const ruri = parseUri(req.uri);
-    if (!ruri.ok) return undefined;
-    const dest = await this.resolve(ruri.value);
+    const ruri = parseUriShared(req.uri);
+    if (ruri === undefined) return undefined;
+    const dest = await this.resolve(ruri);
     return dest ? { uri: req.uri, dest } : undefined;
   }
 
@@ -617,27 +621,39 @@ export class Proxy implements TransactionUser {
     );
   }
 
-  /** Loop-detection part of our branch (RFC 3261 §16.6 step 8): a hash of what routing used. */
+  /**
+   * Loop-detection part of our branch (RFC 3261 §16.6 step 8): a hash of what routing used —
+   * Request-URI, From/To tags, Call-ID, CSeq number, Route and Proxy-Require values. §16.6 lets
+   * it be any function of those; a 40-bit non-cryptographic hash is enough to tell a loop from a
+   * spiral.
+   */
   private loopHash(req: SipRequest): string {
-    const h = createHash('sha1');
-    h.update(req.uri);
-    h.update('|' + (tagParam(getHeader(req, 'from')) ?? ''));
-    h.update('|' + (tagParam(getHeader(req, 'to')) ?? ''));
-    h.update('|' + (getHeader(req, 'call-id') ?? ''));
     const cs = parseCSeq(getHeader(req, 'cseq') ?? '');
-    h.update('|' + (cs.ok ? cs.value.seq : ''));
-    h.update('|' + getHeaderValues(req, 'route').join(','));
-    h.update('|' + getHeaderValues(req, 'proxy-require').join(','));
-    return h.digest('hex').slice(0, 10);
+    let text = req.uri + '|' + (tagParam(getHeader(req, 'from')) ?? '') + '|' + (tagParam(getHeader(req, 'to')) ?? '') + '|' + (getHeader(req, 'call-id') ?? '') + '|' + (cs.ok ? cs.value.seq : '') + '|';
+    let route = false;
+    let proxyRequire = false;
+    const hs = req.headers;
+    for (let i = 0; i < hs.length; i++) {
+      const k = hs[i].key;
+      if (k === 'route') route = true;
+      else if (k === 'proxy-require') proxyRequire = true;
+    }
+    // Values split and comma-joined, so that re-folding by another hop does not change the hash.
+    if (route) text += getHeaderValues(req, 'route').join(',');
+    text += '|';
+    if (proxyRequire) text += getHeaderValues(req, 'proxy-require').join(',');
+    return hash64Hex(text).slice(0, 10);
   }
 
   /** RFC 3261 §16.3 step 4: a Via of ours whose branch carries this request's loop hash. */
   private isLoop(req: SipRequest): boolean {
     let hash: string | undefined;
     for (const v of getHeaderValues(req, 'via')) {
-      const p = parseVia(v);
-      if (!p.ok || !this.self.isSelfHost(p.value.host, p.value.port)) continue;
-      const b = p.value.params.branch ?? '';
+      // Only our branches carry the loop hash: skip the parse of every other Via.
+      if (v.indexOf('z9hG4bK-se') < 0) continue;
+      const p = parseViaShared(v);
+      if (p === undefined || !this.self.isSelfHost(p.host, p.port)) continue;
+      const b = p.params.branch ?? '';
       if (!b.startsWith('z9hG4bK-se')) continue;
       hash ??= this.loopHash(req);
       if (b.slice(10, 20) === hash) return true;
@@ -645,16 +661,16 @@ export class Proxy implements TransactionUser {
     return false;
   }
 
-  private branchId(req: SipRequest, n: number): string {
-    return `z9hG4bK-se${this.loopHash(req)}.${generateTag()}${n}`;
+  private branchId(loopHash: string, n: number): string {
+    return `z9hG4bK-se${loopHash}.${generateTag()}${n}`;
   }
 
   /** §16.11: a stateless proxy's branch is a function of the incoming branch, so retransmissions match. */
   private statelessBranch(req: SipRequest): string {
     const v = getHeader(req, 'via') ?? '';
-    const p = parseVia(v);
-    const b = p.ok ? (p.value.params.branch ?? v) : v;
-    return 'z9hG4bK-sl' + createHash('sha1').update(b + '|' + req.method).digest('hex').slice(0, 20);
+    const p = parseViaShared(v);
+    const b = p !== undefined ? (p.params.branch ?? v) : v;
+    return 'z9hG4bK-sl' + hash64Hex(b + '|' + req.method);
   }
 
   /**
@@ -720,8 +736,9 @@ export class Proxy implements TransactionUser {
   private startGroup(ctx: ResponseContext, group: Target[]): void {
     const inDialog = tagParam(getHeader(ctx.request, 'to')) !== undefined;
     const rr = this.settings.recordRoute && !inDialog && DIALOG_CREATING.has(ctx.request.method);
+    const loopHash = this.loopHash(ctx.request);
     for (const target of group) {
-      const branchId = this.branchId(ctx.request, ctx.branches.length);
+      const branchId = this.branchId(loopHash, ctx.branches.length);
       const fwd = this.prepareForward(ctx.request, target, ctx.tx.inbound, branchId, rr);
       const br: BranchState = { target, request: fwd ?? ctx.request, provisional: false, cancelOnProvisional: false, cancelled: false, done: false };
       ctx.branches.push(br);

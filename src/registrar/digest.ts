@@ -19,7 +19,7 @@
  * | `stale`           | correct response for a nonce that is expired or not ours → challenge with `stale=true` (RFC 7616 §3.3) |
  * | `replay`          | correct response but nonce-count not greater than one already accepted → challenge |
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
 import { getHeaderValues } from '../sip/headers.js';
 import type { SipRequest } from '../sip/message.js';
@@ -62,18 +62,78 @@ const NC_RE = /^[0-9a-fA-F]{8}$/;
 /** Tolerated clock difference (ms) for nonces stamped slightly in the future by another node. */
 const FUTURE_SKEW_MS = 5_000;
 
+/** One-shot `crypto.hash` (Node ≥ 20.12): no Hash object per call. */
+const oneShotHash = (crypto as { hash?: typeof crypto.hash }).hash;
+
 function hashHex(alg: DigestAlgorithm, s: string): string {
-  return createHash(HASH_NAME[alg]).update(s, 'utf8').digest('hex');
+  const name = HASH_NAME[alg];
+  return oneShotHash !== undefined ? oneShotHash(name, s, 'hex') : crypto.createHash(name).update(s, 'utf8').digest('hex');
 }
 
 function hashBufHex(alg: DigestAlgorithm, b: Buffer): string {
-  return createHash(HASH_NAME[alg]).update(b).digest('hex');
+  const name = HASH_NAME[alg];
+  return oneShotHash !== undefined ? oneShotHash(name, b, 'hex') : crypto.createHash(name).update(b).digest('hex');
 }
 
-/** Constant-time equality of two ASCII strings (length is not secret). */
+/**
+ * Constant-time equality of two ASCII strings (length is not secret): every character is
+ * compared, whatever the first difference.
+ */
 function safeEqual(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  return timingSafeEqual(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1'));
+  const n = a.length;
+  if (n !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < n; i++) d |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return d === 0;
+}
+
+/** Random octets from a pooled CSPRNG buffer refilled 4 KiB at a time (one syscall per 512 nonces). */
+const RAND_POOL_SIZE = 4096;
+const randPool = Buffer.allocUnsafe(RAND_POOL_SIZE);
+let randOffset = RAND_POOL_SIZE;
+
+/** Copies `n` fresh random octets into `target` at `at`. */
+function fillRandom(target: Buffer, at: number, n: number): void {
+  if (randOffset + n > RAND_POOL_SIZE) {
+    crypto.randomFillSync(randPool);
+    randOffset = 0;
+  }
+  randPool.copy(target, at, randOffset, randOffset + n);
+  randOffset += n;
+}
+
+const SHA256_BLOCK = 64;
+
+/**
+ * HMAC-SHA-256 (RFC 2104) of `TS_BYTES + RAND_BYTES`-octet messages with a fixed key, computed
+ * with two one-shot hashes over preallocated pads — the same octets as `createHmac('sha256', key)`
+ * without an Hmac object per call. Falls back to `createHmac` where `crypto.hash` is missing.
+ */
+class NonceMac {
+  private readonly inner: Buffer;
+  private readonly outer: Buffer;
+
+  constructor(private readonly key: Buffer) {
+    // RFC 2104 §2: keys longer than the block are hashed first; shorter ones are zero-padded.
+    const k = key.length > SHA256_BLOCK ? crypto.createHash('sha256').update(key).digest() : key;
+    this.inner = Buffer.alloc(SHA256_BLOCK + TS_BYTES + RAND_BYTES);
+    this.outer = Buffer.alloc(SHA256_BLOCK + 32);
+    for (let i = 0; i < SHA256_BLOCK; i++) {
+      const b = i < k.length ? k[i] : 0;
+      this.inner[i] = b ^ 0x36;
+      this.outer[i] = b ^ 0x5c;
+    }
+  }
+
+  /** The first {@link MAC_BYTES} octets of HMAC-SHA-256(key, data); `data` is `TS_BYTES + RAND_BYTES` octets. */
+  mac(data: Buffer): Buffer {
+    if (oneShotHash === undefined || data.length !== TS_BYTES + RAND_BYTES) {
+      return crypto.createHmac('sha256', this.key).update(data).digest().subarray(0, MAC_BYTES);
+    }
+    data.copy(this.inner, SHA256_BLOCK);
+    (oneShotHash('sha256', this.inner, 'buffer') as Buffer).copy(this.outer, SHA256_BLOCK);
+    return (oneShotHash('sha256', this.outer, 'buffer') as Buffer).subarray(0, MAC_BYTES);
+  }
 }
 
 function quote(s: string): string {
@@ -94,6 +154,15 @@ export function parseDigestParams(value: string): Record<string, string> | undef
   return r !== undefined && r.digest ? r.params : undefined;
 }
 
+/** Whether `s[from, to)` is `Digest` in any case. */
+function isDigestScheme(s: string, from: number, to: number): boolean {
+  if (to - from !== 6) return false;
+  for (let k = 0; k < 6; k++) if ((s.charCodeAt(from + k) | 0x20) !== DIGEST_LOWER.charCodeAt(k)) return false;
+  return true;
+}
+
+const DIGEST_LOWER = 'digest';
+
 /** Scheme test + parameter parse; `digest: false` with empty params for another scheme. */
 function parseCredentials(value: string): { digest: boolean; params: Record<string, string> } | undefined {
   const s = value;
@@ -102,7 +171,7 @@ function parseCredentials(value: string): { digest: boolean; params: Record<stri
   while (i < n && (s.charCodeAt(i) === 32 || s.charCodeAt(i) === 9)) i++;
   const schemeStart = i;
   while (i < n && s.charCodeAt(i) !== 32 && s.charCodeAt(i) !== 9) i++;
-  if (s.slice(schemeStart, i).toLowerCase() !== 'digest') return { digest: false, params: Object.create(null) as Record<string, string> };
+  if (!isDigestScheme(s, schemeStart, i)) return { digest: false, params: Object.create(null) as Record<string, string> };
   const params = Object.create(null) as Record<string, string>;
   for (;;) {
     // Skip separators: whitespace and commas (empty list elements are allowed, RFC 7230 §7).
@@ -126,6 +195,19 @@ function parseCredentials(value: string): { digest: boolean; params: Record<stri
     let val: string;
     if (i < n && s.charCodeAt(i) === 34) {
       i++;
+      // Fast path: no quoted-pair before the closing quote.
+      const close = s.indexOf('"', i);
+      if (close >= 0) {
+        const bs = s.indexOf('\\', i);
+        if (bs < 0 || bs > close) {
+          if (name in params) return undefined;
+          params[name] = s.slice(i, close);
+          i = close + 1;
+          while (i < n && (s.charCodeAt(i) === 32 || s.charCodeAt(i) === 9)) i++;
+          if (i < n && s.charCodeAt(i) !== 44) return undefined;
+          continue;
+        }
+      }
       let out = '';
       let segStart = i;
       let closed = false;
@@ -186,6 +268,14 @@ export class DigestAuth {
   /** Highest timestamp of a nonce evicted from {@link ncSeen}; older unknown nonces are stale. */
   private evictedBefore = -1;
   private readonly nonceBuf = Buffer.alloc(NONCE_BYTES);
+  private readonly nonceMac: NonceMac;
+  /** Challenge text before the nonce, and after it up to `algorithm=` (built once). */
+  private challengeHead = '';
+  private challengeMid = '';
+  /** Last H(A2) computed for `qop=auth` / no qop, by `method:uri` (a UA re-registers with the same Request-URI). */
+  private ha2Key = '';
+  private ha2Alg: DigestAlgorithm | undefined;
+  private ha2Value = '';
 
   constructor(opts: DigestAuthOptions) {
     this.realm = opts.realm;
@@ -194,9 +284,10 @@ export class DigestAuth {
     const algs = opts.algorithms ?? ['MD5', 'SHA-256'];
     if (algs.length === 0) throw new Error('DigestAuth: at least one algorithm is required');
     this.algorithms = [...new Set(algs)];
-    this.secret = opts.secret ?? randomBytes(32);
+    this.secret = opts.secret ?? crypto.randomBytes(32);
+    this.nonceMac = new NonceMac(this.secret);
     this.maxTracked = Math.max(1, opts.maxTrackedNonces ?? 65_536);
-    this.opaque = createHmac('sha256', this.secret).update('opaque\0' + this.realm).digest().subarray(0, 12).toString('base64url');
+    this.opaque = crypto.createHmac('sha256', this.secret).update('opaque\0' + this.realm).digest().subarray(0, 12).toString('base64url');
     for (const u of opts.users) {
       const h: Ha1 = {};
       for (const a of this.algorithms) h[a] = hashHex(a, `${u.username}:${this.realm}:${u.password}`);
@@ -215,7 +306,11 @@ export class DigestAuth {
     const nonce = this.newNonce();
     const out = new Array<string>(this.algorithms.length);
     const tail = stale ? ', qop="auth", stale=true' : ', qop="auth"';
-    const head = `Digest realm=${quote(this.realm)}, nonce="${nonce}", opaque="${this.opaque}", algorithm=`;
+    if (this.challengeHead === '') {
+      this.challengeHead = `Digest realm=${quote(this.realm)}, nonce="`;
+      this.challengeMid = `", opaque="${this.opaque}", algorithm=`;
+    }
+    const head = this.challengeHead + nonce + this.challengeMid;
     for (let i = 0; i < this.algorithms.length; i++) out[i] = head + this.algorithms[i] + tail;
     return out;
   }
@@ -256,7 +351,7 @@ export class DigestAuth {
     const username = p.username;
     const nonce = p.nonce;
     const uri = p.uri;
-    let response = p.response;
+    const response = p.response;
     if (username === undefined || nonce === undefined || uri === undefined || uri === '' || response === undefined) return FAIL_MALFORMED;
     const alg = this.algorithmOf(p.algorithm);
     if (alg === undefined) return FAIL_MALFORMED;
@@ -273,17 +368,23 @@ export class DigestAuth {
     if (h === undefined) return FAIL_UNKNOWN_USER;
     const ha1 = h[alg] as string;
     // RFC 7616 §3.4.3: A2 = Method ":" request-uri [":" H(entity-body)] for auth-int.
-    const ha2 =
-      qop === 'auth-int'
-        ? hashHex(alg, `${req.method}:${uri}:${hashBufHex(alg, req.body)}`)
-        : hashHex(alg, `${req.method}:${uri}`);
+    let ha2: string;
+    if (qop === 'auth-int') ha2 = hashHex(alg, `${req.method}:${uri}:${hashBufHex(alg, req.body)}`);
+    else {
+      const a2 = req.method + ':' + uri;
+      if (a2 !== this.ha2Key || alg !== this.ha2Alg) {
+        this.ha2Value = hashHex(alg, a2);
+        this.ha2Key = a2;
+        this.ha2Alg = alg;
+      }
+      ha2 = this.ha2Value;
+    }
     // RFC 7616 §3.4.1: response = KD(H(A1), nonce:nc:cnonce:qop:H(A2)); RFC 2069 form without qop.
     const expected =
       qop === undefined
         ? hashHex(alg, `${ha1}:${nonce}:${ha2}`)
         : hashHex(alg, `${ha1}:${nonce}:${p.nc}:${p.cnonce}:${qop}:${ha2}`);
-    response = response.toLowerCase();
-    if (!safeEqual(response, expected)) return FAIL_BAD_CREDENTIALS;
+    if (!safeEqual(response, expected) && !safeEqual(response.toLowerCase(), expected)) return FAIL_BAD_CREDENTIALS;
 
     // The client knows the password. RFC 7616 §3.3: stale=true when "the nonce is invalid"
     // but the digest is valid for it — expired, from another process, or forged.
@@ -321,13 +422,9 @@ export class DigestAuth {
   private newNonce(): string {
     const b = this.nonceBuf;
     b.writeUIntBE(Math.max(0, Math.floor(this.clock.wallNow())), 0, TS_BYTES);
-    randomBytes(RAND_BYTES).copy(b, TS_BYTES);
-    this.mac(b.subarray(0, TS_BYTES + RAND_BYTES)).copy(b, TS_BYTES + RAND_BYTES);
+    fillRandom(b, TS_BYTES, RAND_BYTES);
+    this.nonceMac.mac(b.subarray(0, TS_BYTES + RAND_BYTES)).copy(b, TS_BYTES + RAND_BYTES);
     return b.toString('base64url');
-  }
-
-  private mac(data: Buffer): Buffer {
-    return createHmac('sha256', this.secret).update(data).digest().subarray(0, MAC_BYTES);
   }
 
   /** Timestamp (epoch ms) of an authentic nonce of ours, or -1. */
@@ -335,8 +432,8 @@ export class DigestAuth {
     if (nonce.length !== NONCE_CHARS || !NONCE_RE.test(nonce)) return -1;
     const b = Buffer.from(nonce, 'base64url');
     if (b.length !== NONCE_BYTES) return -1;
-    const mac = this.mac(b.subarray(0, TS_BYTES + RAND_BYTES));
-    if (!timingSafeEqual(mac, b.subarray(TS_BYTES + RAND_BYTES))) return -1;
+    const mac = this.nonceMac.mac(b.subarray(0, TS_BYTES + RAND_BYTES));
+    if (!crypto.timingSafeEqual(mac, b.subarray(TS_BYTES + RAND_BYTES))) return -1;
     return b.readUIntBE(0, TS_BYTES);
   }
 

@@ -132,6 +132,14 @@ function hasTag(values: string[], tag: string): boolean {
 export class Registrar {
   /** Responses given since start, by outcome (`ok` or a failure reason), for metrics. */
   readonly counts: Record<RegistrarErrorReason | 'ok', number>;
+  /**
+   * Called after every successful REGISTER (a fetch too) with the AOR's unexpired bindings as
+   * now stored — what {@link Registrar.lookup} would return, unsorted — so the owner can keep
+   * derived state (the keepalive set) current without reading the store again. The bindings
+   * are the registrar's own objects: the hook may keep them but must not mutate them. A throw is
+   * logged and does not change the response.
+   */
+  onBindings?: (aor: string, bindings: Binding[]) => void;
   private readonly store: LocationStore;
   private readonly clock: Clock;
   private readonly cfg: RegistrarConfig;
@@ -161,9 +169,11 @@ export class Registrar {
    * input gets a 4xx, a store failure a 500.
    * @param req a REGISTER request (the caller dispatches by method)
    * @param flow the flow it arrived on: stored with each binding so the UA is reached over it
-   * @param nat NAT detection result for this request, stored with the bindings
+   * @param nat NAT detection result for this request, stored with the bindings; or a function
+   *   computing it, called at most once and only for a request that passed authentication (a
+   *   challenged REGISTER — half of all REGISTERs with digest auth — never needs it)
    */
-  async handleRegister(req: SipRequest, flow: Flow, nat?: NatInfo): Promise<SipResponse> {
+  async handleRegister(req: SipRequest, flow: Flow, nat?: NatInfo | (() => NatInfo)): Promise<SipResponse> {
     // Step 1: Request-URI names a domain we serve.
     const ru = parseUri(req.uri);
     if (!ru.ok || (ru.value.scheme !== 'sip' && ru.value.scheme !== 'sips')) return this.fail(req, 'bad-request-uri');
@@ -216,7 +226,8 @@ export class Registrar {
     if (this.domains.size > 0 && !this.domains.has(to.value.uri.host)) return this.fail(req, 'domain-not-served');
 
     // Steps 6 and 7: parse and validate every Contact before touching the store.
-    const natted = nat?.nat === true;
+    const natInfo = typeof nat === 'function' ? nat() : nat;
+    const natted = natInfo?.nat === true;
     const contactValues = getHeaderValues(req, 'contact');
     let wildcard = false;
     const contacts: RequestContact[] = [];
@@ -299,33 +310,38 @@ export class Registrar {
       nat: natted,
       updatedAt: this.clock.wallNow(),
     };
-    if (nat !== undefined && nat.tests.length > 0) template.natTests = nat.tests.slice();
+    // Not copied here: every binding built from the template gets its own copy (see apply).
+    if (natInfo !== undefined && natInfo.tests.length > 0) template.natTests = natInfo.tests;
     const ua = getHeader(req, 'user-agent');
     if (ua !== undefined) template.userAgent = ua;
     if (pathValues.length > 0) template.path = pathValues;
 
     let outcome: Outcome;
     try {
-      outcome = await this.withAorLock(aor, async () => {
-        const now = this.clock.wallNow();
-        template.updatedAt = now;
-        const stored = await this.store.getBindings(aor);
-        const current: Binding[] = [];
-        for (const b of stored) if (b.expiresAt > now) current.push(b);
-        const o = wildcard
-          ? removeAll(current, callId, cseq)
-          : contacts.length === 0
-            ? ({ ok: true, bindings: current, changed: false } as Outcome)
-            : this.apply(current, contacts, template, now);
-        if (!o.ok) return o;
-        if (o.changed || current.length !== stored.length) await this.store.setBindings(aor, o.bindings);
-        return o;
-      });
+      const prev = this.locks.get(aor);
+      if (prev === undefined) {
+        // No REGISTER for this AOR in progress: run at once (the common case).
+        const run = this.update(aor, wildcard, contacts, template);
+        const tail = run.then(noop, noop);
+        this.locks.set(aor, tail);
+        try {
+          outcome = await run;
+        } finally {
+          if (this.locks.get(aor) === tail) this.locks.delete(aor);
+        }
+      } else outcome = await this.withAorLock(aor, () => this.update(aor, wildcard, contacts, template));
     } catch (err) {
       this.log?.error({ err, aor }, 'registrar: location store failed');
       return this.fail(req, 'store-failed');
     }
     if (!outcome.ok) return this.fail(req, outcome.reason);
+    if (this.onBindings !== undefined) {
+      try {
+        this.onBindings(aor, outcome.bindings);
+      } catch (err) {
+        this.log?.warn({ err, aor }, 'registrar: onBindings hook threw');
+      }
+    }
     return this.ok(req, outcome.bindings, outbound, uaOutbound, hasTag(supported, 'path'), pathValues);
   }
 
@@ -349,22 +365,40 @@ export class Registrar {
     return this.store.purgeExpired(this.clock.wallNow());
   }
 
+  /**
+   * The read-modify-write of one REGISTER, run under the AOR's lock: reads the bindings,
+   * applies the request (steps 6 and 7) and writes the new set when it changed.
+   */
+  private async update(aor: string, wildcard: boolean, contacts: RequestContact[], template: Omit<Binding, 'contact' | 'expiresAt' | 'q'>): Promise<Outcome> {
+    const now = this.clock.wallNow();
+    template.updatedAt = now;
+    const stored = await this.store.getBindings(aor);
+    let current = stored;
+    for (let i = 0; i < stored.length; i++) {
+      if (stored[i].expiresAt > now) continue;
+      // Some are expired: keep only the unexpired ones.
+      current = [];
+      for (const b of stored) if (b.expiresAt > now) current.push(b);
+      break;
+    }
+    const o = wildcard
+      ? removeAll(current, template.callId, template.cseq)
+      : contacts.length === 0
+        ? ({ ok: true, bindings: current, changed: false } as Outcome)
+        : this.apply(current, contacts, template, now);
+    if (!o.ok) return o;
+    if (o.changed || current.length !== stored.length) await this.store.setBindings(aor, o.bindings);
+    return o;
+  }
+
   /** RFC 3261 §10.3 step 7 for a list of contacts; returns the new binding set or a failure. */
   private apply(current: Binding[], contacts: RequestContact[], template: Omit<Binding, 'contact' | 'expiresAt' | 'q'>, now: number): Outcome {
     const result = current.slice();
     // Parsed stored contact URIs, by binding object (parsed lazily, at most once).
     let parsed: Map<Binding, SipUri | null> | undefined;
-    const uriOf = (b: Binding): SipUri | null => {
-      parsed ??= new Map();
-      let u = parsed.get(b);
-      if (u === undefined) {
-        const p = parseUri(b.contact);
-        u = p.ok ? p.value : null;
-        parsed.set(b, u);
-      }
-      return u;
-    };
-    const fresh = new Set<Binding>();
+    // Bindings written by this request: `fresh` for a request with several Contacts, else `single`.
+    const fresh = contacts.length > 1 ? new Set<Binding>() : undefined;
+    let single: Binding | undefined;
     let added = 0;
     for (const rc of contacts) {
       // Bindings this Contact replaces: same (instance-id, reg-id) flow (RFC 5626 §6), or an
@@ -374,21 +408,19 @@ export class Registrar {
       for (let i = 0; i < result.length; i++) {
         const b = result[i];
         let match: boolean;
-        if (rc.regId !== undefined) {
-          if (b.regId !== undefined) match = b.regId === rc.regId && b.instanceId === rc.instanceId;
-          else {
-            const u = uriOf(b);
-            match = u !== null && urisEqual(u, rc.uri);
-          }
-        } else {
-          const u = uriOf(b);
+        if (rc.regId !== undefined && b.regId !== undefined) match = b.regId === rc.regId && b.instanceId === rc.instanceId;
+        // The same text is the same URI (rc.uri parsed, so b.contact parses alike): no parse needed.
+        else if (b.contact === rc.text) match = true;
+        else {
+          parsed ??= new Map();
+          const u = storedUri(parsed, b);
           match = u !== null && urisEqual(u, rc.uri);
         }
         if (!match) continue;
         // RFC 3261 §10.3 step 7: same Call-ID needs a higher CSeq, "If not, the update MUST
         // be aborted and the request fails." (A binding written by this same request — a
         // repeated Contact — is simply overwritten.)
-        if (!fresh.has(b) && b.callId === template.callId && template.cseq <= b.cseq) {
+        if (!isFresh(fresh, single, b) && b.callId === template.callId && template.cseq <= b.cseq) {
           return { ok: false, reason: 'cseq-out-of-order' };
         }
         if (firstIdx < 0) firstIdx = i;
@@ -396,24 +428,36 @@ export class Registrar {
         i--;
       }
       if (rc.expires > 0) {
-        const nb: Binding = { ...template, contact: rc.text, expiresAt: now + rc.expires * 1000, q: rc.q };
+        const nb: Binding = {
+          aor: template.aor,
+          contact: rc.text,
+          expiresAt: now + rc.expires * 1000,
+          q: rc.q,
+          callId: template.callId,
+          cseq: template.cseq,
+          received: template.received,
+          nat: template.nat,
+          updatedAt: template.updatedAt,
+        };
         if (rc.instanceId !== undefined) nb.instanceId = rc.instanceId;
         if (rc.regId !== undefined) nb.regId = rc.regId;
         if (template.natTests !== undefined) nb.natTests = template.natTests.slice();
+        if (template.userAgent !== undefined) nb.userAgent = template.userAgent;
         if (template.path !== undefined) nb.path = template.path.slice();
         if (firstIdx >= 0) result.splice(firstIdx, 0, nb);
         else {
           result.push(nb);
           added++;
         }
-        fresh.add(nb);
+        if (fresh !== undefined) fresh.add(nb);
+        else single = nb;
       }
     }
     const max = this.cfg.maxContacts;
     if (max > 0 && result.length > max && added > 0) {
       if (this.cfg.overflow !== 'drop-oldest') return { ok: false, reason: 'too-many-contacts' };
       // Drop the least recently updated bindings not written by this request.
-      const victims = result.filter((b) => !fresh.has(b)).sort((a, b) => a.updatedAt - b.updatedAt);
+      const victims = result.filter((b) => !isFresh(fresh, single, b)).sort((a, b) => a.updatedAt - b.updatedAt);
       let excess = result.length - max;
       const drop = new Set<Binding>();
       for (const v of victims) {
@@ -488,6 +532,22 @@ export class Registrar {
 }
 
 function noop(): void {}
+
+/** Whether `b` was written by the current request (see `apply`). */
+function isFresh(fresh: Set<Binding> | undefined, single: Binding | undefined, b: Binding): boolean {
+  return fresh !== undefined ? fresh.has(b) : b === single;
+}
+
+/** Parsed Contact URI of a stored binding (parsed at most once per request), or null when unparsable. */
+function storedUri(cache: Map<Binding, SipUri | null>, b: Binding): SipUri | null {
+  let u = cache.get(b);
+  if (u === undefined) {
+    const p = parseUri(b.contact);
+    u = p.ok ? p.value : null;
+    cache.set(b, u);
+  }
+  return u;
+}
 
 let dateSecond = -1;
 let dateText = '';

@@ -15,6 +15,7 @@ export const MAX_CSEQ = 2 ** 31 - 1;
  * @returns `{ seq, method }`, or error `BAD_CSEQ` (400)
  */
 export function parseCSeq(value: string): Parsed<{ seq: number; method: string }> {
+  if (typeof value !== 'string') return sipError('BAD_CSEQ', 'not a string'); // String-type guard (see chars.ts STRING GUARDS).
   const s = value;
   const n = s.length;
   let i = skipWs(s, 0);

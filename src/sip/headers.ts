@@ -46,8 +46,22 @@ export function canonicalHeaderKey(name: string): string {
   if (cached !== undefined) return cached;
   const lower = name.toLowerCase();
   const key = lower.length === 1 ? (COMPACT[lower] ?? lower) : lower;
-  if (keyCache.size < KEY_CACHE_MAX) keyCache.set(name, key);
+  if (keyCache.size < KEY_CACHE_MAX) {
+    // Cache an internalized copy: every `h.key === 'via'` in the code base then compares
+    // pointers instead of characters.
+    const interned = internalize(key);
+    keyCache.set(name, interned);
+    return interned;
+  }
   return key;
+}
+
+/**
+ * The engine's internalized (unique) instance of `s`: V8 internalizes property names, so
+ * the key of a one-property object is it. Used once per header spelling.
+ */
+function internalize(s: string): string {
+  return Object.keys({ [s]: 0 })[0] ?? s;
 }
 
 /**
@@ -106,6 +120,7 @@ export function isListHeader(key: string): boolean {
  * Linear time, no backtracking.
  */
 function nextComma(s: string, from: number): number {
+  if (typeof s !== 'string') return from; // String-type guard (see chars.ts STRING GUARDS).
   const n = s.length;
   let i = from;
   while (i < n) {
@@ -138,6 +153,7 @@ function isWs(c: number): boolean {
  * flat array). Empty elements are skipped.
  */
 function elementRanges(s: string): number[] {
+  if (typeof s !== 'string') return []; // String-type guard (see chars.ts STRING GUARDS).
   const out: number[] = [];
   let pos = 0;
   const n = s.length;
@@ -153,8 +169,15 @@ function elementRanges(s: string): number[] {
   return out;
 }
 
-/** First non-empty element range of a list value, or undefined. */
-function firstElement(s: string): [number, number] | undefined {
+/** End (exclusive) of the range found by the last {@link firstElementStart} call. */
+let firstEnd = 0;
+
+/**
+ * Start of the first non-empty element of a list value, or -1; its end is left in `firstEnd`
+ * (no array allocated per lookup: this runs for every Via/Route read).
+ */
+function firstElementStart(s: string): number {
+  if (typeof s !== 'string') return -1; // String-type guard (see chars.ts STRING GUARDS).
   let pos = 0;
   const n = s.length;
   while (pos <= n) {
@@ -163,10 +186,13 @@ function firstElement(s: string): [number, number] | undefined {
     let b = end;
     while (a < b && isWs(s.charCodeAt(a))) a++;
     while (b > a && isWs(s.charCodeAt(b - 1))) b--;
-    if (b > a) return [a, b];
+    if (b > a) {
+      firstEnd = b;
+      return a;
+    }
     pos = end + 1;
   }
-  return undefined;
+  return -1;
 }
 
 /**
@@ -226,8 +252,8 @@ export function getHeader(msg: SipMessage, key: string): string | undefined {
     const h = hs[i];
     if (h.key !== k) continue;
     if (!list) return trimLws(h.value);
-    const r = firstElement(h.value);
-    if (r !== undefined) return h.value.slice(r[0], r[1]);
+    const a = firstElementStart(h.value);
+    if (a >= 0) return h.value.slice(a, firstEnd);
   }
   return undefined;
 }
@@ -320,8 +346,8 @@ function locateFirst(msg: SipMessage, k: string): [number, number, number] | und
       while (b > a && isWs(v.charCodeAt(b - 1))) b--;
       return [i, a, b];
     }
-    const r = firstElement(v);
-    if (r !== undefined) return [i, r[0], r[1]];
+    const a = firstElementStart(v);
+    if (a >= 0) return [i, a, firstEnd];
   }
   return undefined;
 }
@@ -353,7 +379,7 @@ export function removeFirstHeaderValue(msg: SipMessage, key: string): string | u
   if (s > 0) rest = rest.slice(s);
   // Anything before `a` is whitespace or empty elements, dropped with the value.
   const remaining = rest;
-  if (remaining.length === 0 || firstElement(remaining) === undefined) msg.headers.splice(i, 1);
+  if (remaining.length === 0 || firstElementStart(remaining) < 0) msg.headers.splice(i, 1);
   else msg.headers[i] = { name: h.name, key: h.key, value: remaining };
   return removed;
 }
@@ -385,5 +411,11 @@ export function cloneMessage<T extends SipMessage>(msg: T): T {
     const h = hs[i];
     copy[i] = { name: h.name, key: h.key, value: h.value };
   }
-  return { ...msg, headers: copy };
+  // Built as the same object literal as the parser's (same keys, same order), not by spreading:
+  // every message then has one of two shapes, and `msg.headers` stays a fast property load in
+  // the hot helpers above (a spread copy gets a shape of its own).
+  if (msg.type === 'request') {
+    return { type: 'request', method: msg.method, uri: msg.uri, version: msg.version, headers: copy, body: msg.body } as T;
+  }
+  return { type: 'response', status: msg.status, reason: msg.reason, version: msg.version, headers: copy, body: msg.body } as T;
 }

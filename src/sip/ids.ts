@@ -19,6 +19,24 @@ function randomHex(n: number): string {
   return s;
 }
 
+/**
+ * `n` random octets (1 ≤ n ≤ 4096) from the pooled CSPRNG buffer, copied into a new Buffer.
+ * Every octet is handed out once, so the result is as unpredictable as `crypto.randomBytes(n)`
+ * (suitable for AES-GCM IVs and nonces) without a call into the CSPRNG per use.
+ * @throws RangeError when `n` is outside 1..4096
+ */
+export function randomOctets(n: number): Buffer {
+  if (!(n >= 1 && n <= POOL_SIZE)) throw new RangeError(`randomOctets: ${n} is outside 1..${POOL_SIZE}`);
+  if (offset + n > POOL_SIZE) {
+    randomFillSync(pool);
+    offset = 0;
+  }
+  const out = Buffer.allocUnsafe(n);
+  pool.copy(out, 0, offset, offset + n);
+  offset += n;
+  return out;
+}
+
 /** RFC 3261 magic cookie that starts every compliant branch (§8.1.1.7). */
 export const BRANCH_COOKIE = 'z9hG4bK';
 

@@ -6,6 +6,7 @@ import type { Parsed } from './message.js';
 import { sipError } from './errors.js';
 import { isTokenChar, isWsp, quotedStringEnd, readGenericParams, skipWs } from './chars.js';
 import { formatParams, formatUri, parseUri, setOwn, type SipUri } from './uri.js';
+import { ParseMemo } from './memo.js';
 
 /** A parsed name-addr or addr-spec with header parameters. */
 export interface NameAddr {
@@ -34,6 +35,7 @@ function bad(detail: string, offset?: number): Parsed<NameAddr> {
  *   parameter quote), `BAD_URI` (the URI itself), `BAD_NAME_ADDR` (anything else); status 400
  */
 export function parseNameAddr(value: string): Parsed<NameAddr> {
+  if (typeof value !== 'string') return bad('not a string'); // String-type guard (see chars.ts STRING GUARDS).
   const s = value;
   const n = s.length;
   const i = skipWs(s, 0);
@@ -148,14 +150,30 @@ export function displayNameText(displayName: string): string {
   return out;
 }
 
+const nameAddrMemo = new ParseMemo<NameAddr>(2048);
+
+/**
+ * {@link parseNameAddr} through a memo table: the same text yields the same (shared) NameAddr.
+ * The result, its `uri` and `params` MUST NOT be modified (copy first).
+ * @returns the name-addr, or undefined when `value` does not parse (call {@link parseNameAddr} for the error)
+ */
+export function parseNameAddrShared(value: string): Readonly<NameAddr> | undefined {
+  const hit = nameAddrMemo.get(value);
+  if (hit !== undefined) return hit;
+  const r = parseNameAddr(value);
+  if (!r.ok) return undefined;
+  nameAddrMemo.set(value, r.value);
+  return r.value;
+}
+
 /**
  * The `tag` parameter of a From/To value (RFC 3261 §19.3), or undefined when the value has no
  * tag or does not parse.
  */
 export function tagParam(value: string | undefined): string | undefined {
   if (value === undefined || value === '') return undefined;
-  const na = parseNameAddr(value);
-  if (!na.ok) return undefined;
-  const t = na.value.params.tag;
+  const na = parseNameAddrShared(value);
+  if (na === undefined) return undefined;
+  const t = na.params.tag;
   return t === null || t === undefined ? undefined : t;
 }

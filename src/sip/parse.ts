@@ -8,9 +8,9 @@ import type { SipHeader, SipMessage, SipParseError, SipParseResult } from './mes
 import { sipError } from './errors.js';
 import { canonicalHeaderKey } from './headers.js';
 import { isToken, isTokenChar, isWsp, quotedStringEnd, readGenericParams, skipWs, trimLws } from './chars.js';
-import { parseUri, setOwn } from './uri.js';
-import { parseVia } from './via.js';
-import { parseNameAddr } from './nameaddr.js';
+import { parseUri, parseUriShared, setOwn } from './uri.js';
+import { parseVia, parseViaShared } from './via.js';
+import { parseNameAddr, parseNameAddrShared } from './nameaddr.js';
 import { parseCSeq } from './cseq.js';
 
 /** Options for {@link parseMessage}. */
@@ -77,6 +77,7 @@ function decodeHead(data: Buffer, start: number, end: number): string {
 
 /** Whether `s` is `SIP/` 1*DIGIT `.` 1*DIGIT (case-insensitive "SIP"). */
 function looksLikeVersion(s: string): boolean {
+  if (typeof s !== 'string') return false; // String-type guard (see chars.ts STRING GUARDS).
   if (s.length < 7) return false;
   if ((s.charCodeAt(0) | 32) !== 115 || (s.charCodeAt(1) | 32) !== 105 || (s.charCodeAt(2) | 32) !== 112) return false;
   if (s.charCodeAt(3) !== 47) return false;
@@ -99,6 +100,7 @@ function isSip20(s: string): boolean {
  * @returns the value (capped at `cap + 1` when larger), or -1 when not `1*DIGIT`
  */
 function readDigits(s: string, cap: number): number {
+  if (typeof s !== 'string') return -1; // String-type guard (see chars.ts STRING GUARDS).
   const n = s.length;
   if (n === 0) return -1;
   let v = 0;
@@ -137,6 +139,7 @@ export function isValidSipDate(s: string): boolean {
 
 /** media-type = m-type "/" m-subtype *( SEMI m-parameter ) (RFC 3261 §20.15). */
 function isValidMediaType(v: string): boolean {
+  if (typeof v !== 'string') return false; // String-type guard (see chars.ts STRING GUARDS).
   let i = skipWs(v, 0);
   const n = v.length;
   const ts = i;
@@ -157,6 +160,7 @@ function isValidMediaType(v: string): boolean {
  * undefined entries so callers can reject them.
  */
 function rawElements(v: string): Array<string | undefined> {
+  if (typeof v !== 'string') return [undefined]; // String-type guard (see chars.ts STRING GUARDS).
   if (v.indexOf(',') < 0) return [v.length === 0 ? undefined : v];
   const out: Array<string | undefined> = [];
   const n = v.length;
@@ -189,21 +193,28 @@ function rawElements(v: string): Array<string | undefined> {
 /** Validates one header line's value by key. @returns an error or undefined. */
 function validateHeader(h: SipHeader): SipParseError | undefined {
   const v = h.value;
+  if (typeof v !== 'string') return sipError('BAD_HEADER_VALUE', 'not a string'); // String-type guard (see chars.ts STRING GUARDS).
   switch (h.key) {
     case 'via': {
       const els = rawElements(v);
       for (const el of els) {
         if (el === undefined) return sipError('BAD_VIA', 'empty Via value');
-        const r = parseVia(el);
-        if (!r.ok) return r;
+        // The memo keeps the parse for the layers above (transaction key, response routing).
+        if (parseViaShared(el) === undefined) {
+          const r = parseVia(el);
+          if (!r.ok) return r;
+        }
       }
       return undefined;
     }
     case 'from':
     case 'to': {
-      const r = parseNameAddr(v);
-      if (!r.ok) return r;
-      if (r.value.wildcard === true) return sipError('BAD_NAME_ADDR', `"*" is not allowed in ${h.name}`);
+      const na = parseNameAddrShared(v);
+      if (na === undefined) {
+        const r = parseNameAddr(v);
+        return r.ok ? sipError('BAD_NAME_ADDR', `malformed ${h.name}`) : r;
+      }
+      if (na.wildcard === true) return sipError('BAD_NAME_ADDR', `"*" is not allowed in ${h.name}`);
       return undefined;
     }
     case 'contact':
@@ -213,6 +224,7 @@ function validateHeader(h: SipHeader): SipParseError | undefined {
       const els = rawElements(v);
       for (const el of els) {
         if (el === undefined) return sipError('BAD_NAME_ADDR', `empty ${h.name} value`);
+        // Not memoized: these values are seldom read again (unlike From/To and Via).
         const r = parseNameAddr(el);
         if (!r.ok) return r;
         if (r.value.wildcard === true && (h.key !== 'contact' || els.length > 1)) {
@@ -248,6 +260,12 @@ function validateHeader(h: SipHeader): SipParseError | undefined {
     default:
       return undefined;
   }
+}
+
+/** Whether an object has at least one own enumerable key (no array allocated). */
+function hasAnyKey(o: object): boolean {
+  for (const k in o) if (Object.prototype.hasOwnProperty.call(o, k)) return true;
+  return false;
 }
 
 /** Attaches start-line facts and the headers read so far to an error. */
@@ -328,6 +346,7 @@ export function parseMessage(data: Buffer, opts?: ParseOptions): SipParseResult 
   if (stream && bodyStart > maxSize) return sipError('TOO_LARGE', `header section exceeds ${maxSize} octets`);
 
   const text = decodeHead(data, start, headEnd);
+  if (typeof text !== 'string') return sipError('BAD_HEADER_LINE', 'undecodable header section'); // String-type guard (see chars.ts STRING GUARDS).
   const tn = text.length;
 
   // ---- start line (RFC 3261 §7.1, §7.2) ----
@@ -403,13 +422,11 @@ export function parseMessage(data: Buffer, opts?: ParseOptions): SipParseResult 
         if (bad >= 0) {
           startErr = sipError('BAD_REQUEST_URI', 'LWS inside the Request-URI', { offset: start + sp1 + 1 + bad });
         } else {
-          const u = parseUri(uri);
-          if (!u.ok) {
+          const shared = parseUriShared(uri);
+          const u = shared === undefined ? parseUri(uri) : undefined;
+          if (u !== undefined && !u.ok) {
             startErr = sipError('BAD_REQUEST_URI', 'Request-URI: ' + u.detail, { offset: start + sp1 + 1 });
-          } else if (
-            (u.value.scheme === 'sip' || u.value.scheme === 'sips') &&
-            Object.keys(u.value.headers).length > 0
-          ) {
+          } else if (shared !== undefined && (shared.scheme === 'sip' || shared.scheme === 'sips') && hasAnyKey(shared.headers)) {
             // RFC 3261 §19.1.1: headers are not allowed in the Request-URI (RFC 4475 §3.1.2.11).
             startErr = sipError('BAD_REQUEST_URI', 'escaped headers in the Request-URI', { offset: start + sp1 + 1 });
           }

@@ -4,6 +4,7 @@
  */
 import type { Parsed } from './message.js';
 import { sipError } from './errors.js';
+import { ParseMemo } from './memo.js';
 
 /**
  * A parsed URI. For `sip`/`sips` every field is filled from the URI; for `tel` the number is
@@ -56,6 +57,7 @@ function isHostChar(c: number): boolean {
 }
 
 function validIPv4(s: string): boolean {
+  if (typeof s !== 'string') return false; // String-type guard (see chars.ts STRING GUARDS).
   let parts = 0;
   let digits = 0;
   let val = 0;
@@ -81,6 +83,7 @@ function validIPv4(s: string): boolean {
  * (`2001:db8:::192.0.2.1`, RFC 5118 §4.10).
  */
 export function isValidIPv6(h: string): boolean {
+  if (typeof h !== 'string') return false; // String-type guard (see chars.ts STRING GUARDS).
   const n = h.length;
   if (n < 2 || n > 64) return false;
   let groups = 0;
@@ -126,6 +129,7 @@ export interface HostPortScan {
  * @returns the scan, or an error string
  */
 export function readHostPort(s: string, pos: number): HostPortScan | string {
+  if (typeof s !== 'string') return 'not a string'; // String-type guard (see chars.ts STRING GUARDS).
   const n = s.length;
   let i = pos;
   let host: string;
@@ -159,6 +163,7 @@ export function readHostPort(s: string, pos: number): HostPortScan | string {
 
 /** Characters never allowed anywhere in a URI: CTLs, SP, DEL, `"`, `<`, `>`. */
 function hasForbidden(s: string): number {
+  if (typeof s !== 'string') return 0; // String-type guard (see chars.ts STRING GUARDS).
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c <= 32 || c === 127 || c === 34 || c === 60 || c === 62) return i;
@@ -176,6 +181,7 @@ function badUri(detail: string, offset?: number): Parsed<SipUri> {
  * @returns next index, or -1 on error
  */
 function readUriParams(s: string, pos: number, params: Record<string, string | null>, stop: number): number {
+  if (typeof s !== 'string') return -1; // String-type guard (see chars.ts STRING GUARDS).
   const n = s.length;
   let i = pos;
   while (i < n && s.charCodeAt(i) === 59 /* ; */) {
@@ -197,6 +203,7 @@ function readUriParams(s: string, pos: number, params: Record<string, string | n
 }
 
 function readUriHeaders(s: string, pos: number, headers: Record<string, string>): boolean {
+  if (typeof s !== 'string') return false; // String-type guard (see chars.ts STRING GUARDS).
   const n = s.length;
   if (pos >= n) return false;
   let i = pos;
@@ -227,6 +234,7 @@ function readUriHeaders(s: string, pos: number, headers: Record<string, string>)
  * @returns the URI, or error `BAD_URI` (status 400) with `offset` into `s` when known
  */
 export function parseUri(s: string): Parsed<SipUri> {
+  if (typeof s !== 'string') return badUri('not a string'); // String-type guard (see chars.ts STRING GUARDS).
   const n = s.length;
   if (n === 0) return badUri('empty URI');
   const bad = hasForbidden(s);
@@ -291,6 +299,22 @@ export function parseUri(s: string): Parsed<SipUri> {
   }
 
   return { ok: true, value: { scheme, host: '', params, headers, opaque: s.slice(i) } };
+}
+
+const uriMemo = new ParseMemo<SipUri>(2048);
+
+/**
+ * {@link parseUri} through a memo table: the same text yields the same (shared) SipUri. The
+ * result, its `params` and `headers` MUST NOT be modified (copy first).
+ * @returns the URI, or undefined when `s` does not parse (call {@link parseUri} for the error)
+ */
+export function parseUriShared(s: string): Readonly<SipUri> | undefined {
+  const hit = uriMemo.get(s);
+  if (hit !== undefined) return hit;
+  const r = parseUri(s);
+  if (!r.ok) return undefined;
+  uriMemo.set(s, r.value);
+  return r.value;
 }
 
 /**

@@ -6,6 +6,7 @@ import type { Parsed } from './message.js';
 import { sipError } from './errors.js';
 import { isTokenChar, readGenericParams, skipWs } from './chars.js';
 import { formatHostPort, formatParams, readHostPort, setOwn } from './uri.js';
+import { ParseMemo } from './memo.js';
 
 /** One via-parm: `SIP/2.0/UDP host:port;branch=…;received=…;rport`. */
 export interface Via {
@@ -27,6 +28,7 @@ function badVia(detail: string, offset?: number): Parsed<Via> {
 
 /** Reads a token at i; returns end index (== i when none). */
 function tokenEnd(s: string, i: number): number {
+  if (typeof s !== 'string') return i; // String-type guard (see chars.ts STRING GUARDS).
   const n = s.length;
   while (i < n && isTokenChar(s.charCodeAt(i))) i++;
   return i;
@@ -40,6 +42,7 @@ function tokenEnd(s: string, i: number): number {
  * @returns the Via, or error `BAD_VIA` (400) with `offset` into `value`
  */
 export function parseVia(value: string): Parsed<Via> {
+  if (typeof value !== 'string') return badVia('not a string'); // String-type guard (see chars.ts STRING GUARDS).
   const s = value;
   const n = s.length;
   let i = skipWs(s, 0);
@@ -90,6 +93,22 @@ export function parseVia(value: string): Parsed<Via> {
   const v: Via = { protocol: name + '/' + version, transport, host, params };
   if (port !== undefined) v.port = port;
   return { ok: true, value: v };
+}
+
+const viaMemo = new ParseMemo<Via>(2048);
+
+/**
+ * {@link parseVia} through a memo table: the same via-parm text yields the same (shared) Via
+ * object. The result MUST NOT be modified (copy it first, as `stampReceived` does).
+ * @returns the Via, or undefined when `value` is not a valid via-parm (call {@link parseVia} for the error)
+ */
+export function parseViaShared(value: string): Readonly<Via> | undefined {
+  const hit = viaMemo.get(value);
+  if (hit !== undefined) return hit;
+  const r = parseVia(value);
+  if (!r.ok) return undefined;
+  viaMemo.set(value, r.value);
+  return r.value;
 }
 
 /** Formats a Via as `SIP/2.0/UDP host:port;params` (IPv6 bracketed). RFC 3261 §20.42. */

@@ -3,6 +3,7 @@
  * survives a restart; use it for tests, benchmarks and `store: memory:`.
  */
 import { copyBinding, copyBindings } from './copy.js';
+import { yieldToEventLoop } from './paging.js';
 import type { Binding, LocationStore } from './types.js';
 
 /**
@@ -36,6 +37,26 @@ export class MemoryLocationStore implements LocationStore {
     const out: Binding[] = [];
     for (const list of this.aors.values()) for (const b of list) out.push(copyBinding(b));
     return out;
+  }
+
+  /**
+   * Every binding in pages of about `pageSize` (copies; whole AORs), yielding to the event loop (one
+   * `setImmediate`) between pages. AORs added during the scan may or may not be seen.
+   */
+  async *scanBindings(pageSize: number): AsyncGenerator<Binding[]> {
+    this.assertOpen();
+    const size = Math.max(1, Math.floor(pageSize));
+    let page: Binding[] = [];
+    // A live Map iterator: entries deleted before they are reached are skipped.
+    for (const list of this.aors.values()) {
+      for (const b of list) page.push(copyBinding(b));
+      if (page.length < size) continue;
+      yield page;
+      page = [];
+      await yieldToEventLoop();
+      if (this.closed) return;
+    }
+    if (page.length > 0) yield page;
   }
 
   /**

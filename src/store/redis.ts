@@ -19,8 +19,8 @@
  *   and two nodes purging at once never count a binding twice. It rebuilds the list from the
  *   original JSON strings (it only decodes them to read `expiresAt`), so no value is re-encoded
  *   by Lua's cjson (which would round large integers such as TCP connection ids).
- * - `allBindings()` walks the keys with `SCAN MATCH {prefix}aor:* COUNT 200` (never `KEYS`) and
- *   reads each list; it is not a snapshot across AORs (an AOR changed meanwhile is read as it is
+ * - `allBindings()` (and `scanBindings()`, page by page) walk the keys with `SCAN MATCH {prefix}aor:* COUNT 200` (never `KEYS`),
+ *   reading each list; it is not a snapshot across AORs (an AOR changed meanwhile is read as it is
  *   when its list is read).
  * - Writes are last-writer-wins per AOR: the interface has no compare-and-set, so two nodes
  *   handling REGISTERs for the same AOR in the same instant may lose one contact until that UA's
@@ -38,6 +38,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
 import { createLogger, type Logger } from '../lib/log.js';
+import { yieldToEventLoop } from './paging.js';
 import type { Binding, LocationStore } from './types.js';
 
 /** Default key prefix. */
@@ -343,6 +344,46 @@ export class RedisLocationStore implements LocationStore {
       }
     }
     return out;
+  }
+
+  /**
+   * Every binding of every AOR in pages of about `pageSize` bindings (an AOR's set is never split;
+   * a page may exceed `pageSize` by the last AOR's bindings). Walks the keys with
+   * `SCAN MATCH {prefix}aor:* COUNT 200` and reads each SCAN batch with pipelined LRANGEs, so the
+   * event loop turns between round trips; like {@link allBindings} it is not a snapshot across AORs.
+   * Yields nothing more once the store is closed.
+   * @throws RedisStoreError `SIPEDGE_STORE_REDIS_IO` when a command fails
+   */
+  async *scanBindings(pageSize: number): AsyncGenerator<Binding[]> {
+    this.assertUsable('scanBindings');
+    const size = Math.max(1, Math.floor(pageSize));
+    const keyStart = this.prefix.length + 'aor:'.length;
+    let page: Binding[] = [];
+    let cursor = '0';
+    do {
+      let batch: string[];
+      try {
+        [cursor, batch] = await this.redis.scan(cursor, 'MATCH', this.scanPattern, 'COUNT', SCAN_COUNT);
+      } catch (err) {
+        throw this.ioError('scanBindings', err);
+      }
+      if (this.closed) return;
+      if (batch.length === 0) continue;
+      const pipe = this.redis.pipeline();
+      for (const k of batch) pipe.lrange(k, 0, -1);
+      const results = (await this.exec('scanBindings', pipe)) as string[][];
+      for (let j = 0; j < batch.length; j++) {
+        const aor = batch[j].slice(keyStart);
+        for (const s of results[j]) page.push(this.decode(aor, s));
+        if (page.length >= size) {
+          yield page;
+          page = [];
+          await yieldToEventLoop();
+          if (this.closed) return;
+        }
+      }
+    } while (cursor !== '0');
+    if (page.length > 0) yield page;
   }
 
   /**

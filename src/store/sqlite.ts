@@ -19,6 +19,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { TransportProto } from '../transport/types.js';
 import { copyBindings } from './copy.js';
+import { yieldToEventLoop } from './paging.js';
 import type { Binding, LocationStore } from './types.js';
 
 /** Schema version this code writes. Bump it and append to {@link MIGRATIONS} when the table changes. */
@@ -76,7 +77,10 @@ type Row = [
   updatedAt: number,
 ];
 
-function rowToBinding(r: Row): Binding {
+/** A row of a paged scan: {@link Row} then `seq`, the second half of the scan's key. */
+type PageRow = [...Row, number];
+
+function rowToBinding(r: Row | PageRow): Binding {
   const b: Binding = {
     aor: r[0],
     contact: r[1],
@@ -124,6 +128,8 @@ export class SqliteLocationStore implements LocationStore {
   private readonly db: Database.Database;
   private readonly selectAor: Database.Statement<[string], Row>;
   private readonly selectAll: Database.Statement<[], Row>;
+  private readonly selectFirstPage: Database.Statement<[number], PageRow>;
+  private readonly selectNextPage: Database.Statement<[string, number, number], PageRow>;
   private readonly deleteAor: Database.Statement<[string]>;
   private readonly insert: Database.Statement<unknown[]>;
   private readonly deleteExpired: Database.Statement<[number]>;
@@ -155,6 +161,11 @@ export class SqliteLocationStore implements LocationStore {
     }
     this.selectAor = this.db.prepare<[string], Row>(`SELECT aor, ${COLUMNS} FROM bindings WHERE aor = ? ORDER BY seq`).raw(true);
     this.selectAll = this.db.prepare<[], Row>(`SELECT aor, ${COLUMNS} FROM bindings ORDER BY aor, seq`).raw(true);
+    // Keyset pagination on the primary key (aor, seq): each page is an index range scan.
+    this.selectFirstPage = this.db.prepare<[number], PageRow>(`SELECT aor, ${COLUMNS}, seq FROM bindings ORDER BY aor, seq LIMIT ?`).raw(true);
+    this.selectNextPage = this.db
+      .prepare<[string, number, number], PageRow>(`SELECT aor, ${COLUMNS}, seq FROM bindings WHERE (aor, seq) > (?, ?) ORDER BY aor, seq LIMIT ?`)
+      .raw(true);
     this.deleteAor = this.db.prepare<[string]>('DELETE FROM bindings WHERE aor = ?');
     this.insert = this.db.prepare<unknown[]>(
       `INSERT INTO bindings (aor, seq, ${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -207,6 +218,33 @@ export class SqliteLocationStore implements LocationStore {
     const out = new Array<Binding>(rows.length);
     for (let i = 0; i < rows.length; i++) out[i] = rowToBinding(rows[i]);
     return out;
+  }
+
+  /**
+   * Every binding in (aor, seq) order, in pages of at most `pageSize` read with keyset
+   * pagination (each page an index range scan, so the cost per page stays flat), yielding to
+   * the event loop (one `setImmediate`) between pages. Pending writes are committed before each
+   * page, so the scan sees every write made before it reads that part of the key range.
+   */
+  async *scanBindings(pageSize: number): AsyncGenerator<Binding[]> {
+    this.assertOpen();
+    const size = Math.max(1, Math.floor(pageSize));
+    let rows: PageRow[] | undefined;
+    for (;;) {
+      this.flush();
+      if (rows === undefined) rows = this.selectFirstPage.all(size);
+      else {
+        const last = rows[rows.length - 1];
+        rows = this.selectNextPage.all(last[0], last[18], size);
+      }
+      if (rows.length === 0) return;
+      const page = new Array<Binding>(rows.length);
+      for (let i = 0; i < rows.length; i++) page[i] = rowToBinding(rows[i]);
+      yield page;
+      if (rows.length < size) return;
+      await yieldToEventLoop();
+      if (this.closed) return;
+    }
   }
 
   /**

@@ -55,6 +55,14 @@ export interface LocationStore {
   setBindings(aor: string, bindings: Binding[]): Promise<void>;
   /** Every binding of every AOR (for `show peers`, keepalives). */
   allBindings(): Promise<Binding[]>;
+  /**
+   * Every binding of every AOR in pages of about `pageSize` bindings (an AOR's set may make one larger), yielding to the event
+   * loop between pages, so that a scan of 100k bindings (the keepalive reload) never stalls
+   * other work for long. Not a snapshot: a binding written while the scan runs may be seen in
+   * its old or new state, or (when its AOR's set is replaced) not at all. Optional: callers fall
+   * back to {@link LocationStore.allBindings}.
+   */
+  scanBindings?(pageSize: number): AsyncIterable<Binding[]>;
   /** Deletes bindings with `expiresAt <= nowMs`; resolves to the number removed. */
   purgeExpired(nowMs: number): Promise<number>;
   close(): Promise<void>;

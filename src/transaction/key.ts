@@ -8,7 +8,7 @@
  */
 import type { SipMessage, SipRequest } from '../sip/message.js';
 import { getHeader } from '../sip/headers.js';
-import { parseVia, viaBranch } from '../sip/via.js';
+import { parseViaShared, viaBranch } from '../sip/via.js';
 import { parseCSeq } from '../sip/cseq.js';
 import { tagParam } from '../sip/nameaddr.js';
 
@@ -38,9 +38,8 @@ interface TopVia {
 function topVia(msg: SipMessage): TopVia | undefined {
   const raw = getHeader(msg, 'via');
   if (raw === undefined) return undefined;
-  const parsed = parseVia(raw);
-  if (!parsed.ok) return undefined;
-  const v = parsed.value;
+  const v = parseViaShared(raw);
+  if (v === undefined) return undefined;
   // parseVia lower-cases the host and upper-cases the transport.
   const sentBy = v.port === undefined ? v.host : v.host + ':' + v.port;
   return { branch: viaBranch(v), transport: v.transport, sentBy };

@@ -16,8 +16,9 @@ import { silentLogger, type Logger } from '../lib/log.js';
 import { familyOf, isWildcard, normalizeAddress } from './address.js';
 import { nextFrame, type Frame } from './framing.js';
 import { responseDestination, stampReceived } from './received.js';
-import { UdpSocket } from './node/udp.js';
+import { UdpSocket, type UdpBufferOptions } from './node/udp.js';
 import { TcpConnection, TcpServer, type AcceptedSocket, type TcpConnectionHandlers } from './node/tcp.js';
+import type { UdpDispatch } from './dispatch.js';
 import type { Destination, Flow, HostPort, Inbound, ListenSpec, SendResult, TransportEvents, TransportProto } from './types.js';
 
 /** Limits; every one is on by default. */
@@ -43,6 +44,14 @@ export interface TransportLayerOptions {
   clock: Clock;
   logger?: Logger;
   limits?: TransportLimits;
+  /**
+   * Several worker processes (src/cluster/): UDP listeners are bound shared (node:cluster hands
+   * every worker the same socket) and each received datagram is first offered to this hook;
+   * when it returns true (forwarded to the worker that owns it) it is not handled here.
+   */
+  udpDispatch?: UdpDispatch;
+  /** SO_RCVBUF / SO_SNDBUF of the UDP listeners (default 4 MiB / 1 MiB, capped by the kernel's `*mem_max`; see node/udp.ts). */
+  udpBuffers?: UdpBufferOptions;
 }
 
 /** Counters of a {@link TransportLayer}; a snapshot from {@link TransportLayer.stats}. */
@@ -150,6 +159,8 @@ export class TransportLayer implements TransactionTransport {
   private readonly connectTimeoutMs: number;
   private readonly maxQueued: number;
   private readonly specs: ListenSpec[];
+  private readonly dispatch: UdpDispatch | undefined;
+  private readonly udpBuffers: UdpBufferOptions | undefined;
 
   private readonly byId = new Map<string, Sock>();
   private readonly udpSocks: Sock[] = [];
@@ -191,6 +202,8 @@ export class TransportLayer implements TransactionTransport {
     this.idleTimeoutMs = l.tcpIdleTimeoutMs ?? 600_000;
     this.connectTimeoutMs = l.tcpConnectTimeoutMs ?? 10_000;
     this.maxQueued = l.tcpMaxQueuedBytes ?? 4 * 1024 * 1024;
+    this.dispatch = opts.udpDispatch;
+    this.udpBuffers = opts.udpBuffers;
   }
 
   /**
@@ -225,10 +238,11 @@ export class TransportLayer implements TransactionTransport {
             this.st.sendErrors++;
             this.log.debug({ socket: spec.id, err: err.message }, 'udp socket error');
           },
+          this.udpBuffers,
         );
         sock.udp = udp;
         this.byId.set(spec.id, sock);
-        sock.boundPort = await udp.bind(spec.port);
+        sock.boundPort = await udp.bind(spec.port, this.dispatch === undefined);
         this.udpSocks.push(sock);
       } else if (spec.transport === 'tcp') {
         const tcp = new TcpServer(
@@ -401,8 +415,21 @@ export class TransportLayer implements TransactionTransport {
 
   // ---------------------------------------------------------------- UDP receive
 
+  /**
+   * Handles a datagram another worker received on UDP listener `socketId` and forwarded here
+   * (src/cluster/), exactly as if it had arrived on that socket from `address`:`port`.
+   * @returns false when there is no such UDP listener
+   */
+  injectDatagram(socketId: string, data: Buffer, address: string, port: number): boolean {
+    const sock = this.byId.get(socketId);
+    if (sock?.udp === undefined) return false;
+    this.onDatagram(sock, data, address, port);
+    return true;
+  }
+
   private onDatagram(sock: Sock, data: Buffer, address: string, port: number): void {
     if (this.closed) return;
+    if (this.dispatch !== undefined && this.dispatch(sock.spec.id, data, address, port)) return;
     const len = data.length;
     if (len === 0) {
       this.st.dropped++;

@@ -5,7 +5,8 @@
  */
 import { getHeader, replaceFirstHeaderValue } from '../sip/headers.js';
 import type { SipRequest, SipResponse } from '../sip/message.js';
-import { formatVia, parseVia } from '../sip/via.js';
+import { parseViaShared } from '../sip/via.js';
+import { formatHostPort as formatUriHostPort } from '../sip/uri.js';
 import { defaultPort, isReliable, stripBrackets, stripZone } from './address.js';
 import type { Destination, Flow, HostPort } from './types.js';
 
@@ -31,13 +32,31 @@ import type { Destination, Flow, HostPort } from './types.js';
 export function stampReceived(req: SipRequest, source: HostPort): boolean {
   const top = getHeader(req, 'via');
   if (top === undefined) return false;
-  const parsed = parseVia(top);
-  if (!parsed.ok) return false;
-  const via = parsed.value;
+  const via = parseViaShared(top);
+  if (via === undefined) return false;
+  // formatVia with received/rport set, written directly (the memo's Via is shared, read-only).
+  const received = stripZone(source.address);
+  const rport = String(source.port);
+  let out = via.protocol + '/' + via.transport + ' ' + formatUriHostPort(via.host, via.port);
+  let haveReceived = false;
+  let haveRport = false;
   const params = via.params;
-  params.received = stripZone(source.address);
-  params.rport = String(source.port);
-  return replaceFirstHeaderValue(req, 'via', formatVia(via));
+  for (const k in params) {
+    if (!Object.prototype.hasOwnProperty.call(params, k)) continue;
+    if (k === 'received') {
+      out += ';received=' + received;
+      haveReceived = true;
+    } else if (k === 'rport') {
+      out += ';rport=' + rport;
+      haveRport = true;
+    } else {
+      const v = params[k];
+      out += v === null ? ';' + k : ';' + k + '=' + v;
+    }
+  }
+  if (!haveReceived) out += ';received=' + received;
+  if (!haveRport) out += ';rport=' + rport;
+  return replaceFirstHeaderValue(req, 'via', out);
 }
 
 /** A port parameter value (`rport=5062`), or undefined when absent, empty or invalid. */
@@ -77,11 +96,10 @@ export function responseDestination(res: SipResponse, requestFlow: Flow, connect
     return { transport, address: requestFlow.remote.address, port: requestFlow.remote.port, socketId, connectionId: cid };
   }
   const top = getHeader(res, 'via');
-  const parsed = top === undefined ? undefined : parseVia(top);
-  if (parsed === undefined || !parsed.ok) {
+  const via = top === undefined ? undefined : parseViaShared(top);
+  if (via === undefined) {
     return { transport, address: requestFlow.remote.address, port: requestFlow.remote.port, socketId };
   }
-  const via = parsed.value;
   const params = via.params;
   const sentByHost = via.host; // lower-cased, IPv6 without brackets
   const sentByPort = via.port ?? defaultPort(transport);

@@ -8,6 +8,8 @@ import { FakeClock } from '../../src/lib/clock.js';
 import type { Logger } from '../../src/lib/log.js';
 import {
   KeepaliveScheduler,
+  MAX_BURST,
+  REFRESH_PAGE,
   keepaliveFlowKey,
   type KeepaliveOptions,
   type KeepaliveSend,
@@ -17,7 +19,8 @@ import {
 } from '../../src/nat/keepalive.js';
 import { SlotAllocator, bitReversalOrder } from '../../src/nat/keepalive_wheel.js';
 import { MemoryLocationStore } from '../../src/store/memory.js';
-import type { Binding } from '../../src/store/types.js';
+import { SqliteLocationStore } from '../../src/store/sqlite.js';
+import type { Binding, LocationStore } from '../../src/store/types.js';
 
 // ---- fixtures ------------------------------------------------------------------------------
 const SETTINGS: KeepaliveSettings = { method: 'options', interval: 30, all: false, maxMissed: 3, removeDead: false };
@@ -186,14 +189,93 @@ describe('KeepaliveScheduler: spreading', () => {
       perTick.push(send.sent.length - before);
       before = send.sent.length;
     }
+    // The last slot's paced bursts run into the next 100 ms.
+    clock.advance(100);
     const elapsed = performance.now() - t0;
     await flush();
-    assert.equal(send.sent.length, 100_000);
-    assert.ok(Math.max(...perTick) <= Math.ceil(100_000 / 300), `max per tick ${Math.max(...perTick)}`);
-    assert.ok(Math.min(...perTick) >= Math.floor(100_000 / 300), `min per tick ${Math.min(...perTick)}`);
-    assert.equal(ka.counters.answered, 100_000);
+    assert.equal(send.sent.length, 100_000 + perTick[0]);
+    // Each slot's probes are paced over its 100 ms, so a window holds the end of one slot and the start of the next.
+    const steady = perTick.slice(1);
+    assert.ok(Math.max(...steady) <= Math.ceil(100_000 / 300) + MAX_BURST, `max per tick ${Math.max(...steady)}`);
+    assert.ok(Math.min(...steady) >= Math.floor(100_000 / 300) - MAX_BURST, `min per tick ${Math.min(...steady)}`);
+    assert.equal(ka.counters.answered, 100_000 + perTick[0]);
     assert.ok(elapsed < 5000, `one interval of 100k pings took ${elapsed.toFixed(0)} ms`);
     ka.close();
+  });
+});
+
+describe('KeepaliveScheduler: paced sending within a slot', () => {
+  it('sends a crowded slot in bursts of at most MAX_BURST spread over the slot, each binding once', async () => {
+    const { clock, send, ka } = setup({}, { tickMs: 100 });
+    await ka.start();
+    // 30,000 bindings at 30 s: 100 per 100 ms slot, i.e. 1,000/s.
+    for (let i = 1; i <= 30_000; i++) ka.upsert(binding(clock, i, { contact: `sip:u${i}@192.168.1.2:5060` }));
+    await run(clock, 30_100);
+    assert.equal(new Set(send.sent.slice(0, 30_000).map((s) => s.contact)).size, 30_000, 'every binding pinged in the first interval');
+    const byMs = new Map<number, number>();
+    for (const s of send.sent) byMs.set(s.at, (byMs.get(s.at) ?? 0) + 1);
+    const biggest = Math.max(...byMs.values());
+    assert.ok(biggest <= MAX_BURST, `largest burst ${biggest}`);
+    // Smooth: every 20 ms after the first slot holds about 1,000/s × 20 ms = 20 probes (never a slot's 100 at once).
+    const sorted = send.sent.map((s) => s.at).sort((a, b) => a - b);
+    const per20: number[] = [];
+    let lo = 0;
+    let hi = 0;
+    for (let w = 200; w + 20 <= 30_000; w += 20) {
+      while (lo < sorted.length && sorted[lo] < w) lo++;
+      while (hi < sorted.length && sorted[hi] < w + 20) hi++;
+      per20.push(hi - lo);
+    }
+    assert.ok(Math.max(...per20) <= 2 * MAX_BURST, `max ${Math.max(...per20)} probes in 20 ms`);
+    assert.ok(Math.min(...per20) >= 1, `min ${Math.min(...per20)} probes in 20 ms`);
+    ka.close();
+    assert.equal(clock.pending, 0);
+  });
+
+  it('a slot of at most MAX_BURST bindings is sent at once, without extra timers', async () => {
+    const { clock, send, ka } = setup({}, { tickMs: 100 });
+    await ka.start();
+    // 300 slots at 30 s / 100 ms: 300 × MAX_BURST bindings fill every slot up to MAX_BURST.
+    for (let i = 1; i <= 300 * MAX_BURST; i++) ka.upsert(binding(clock, i, { contact: `sip:u${i}@192.168.1.2:5060` }));
+    await run(clock, 30_000);
+    assert.equal(send.sent.length, 300 * MAX_BURST);
+    const times = new Set(send.sent.map((s) => s.at));
+    assert.equal(times.size, 300, 'one send time per slot');
+    ka.close();
+  });
+
+  it('skips queued probes of bindings removed before their burst, and close() drops the queue', async () => {
+    const { clock, send, ka } = setup({}, { tickMs: 100 });
+    await ka.start();
+    for (let i = 1; i <= 300 * 64; i++) ka.upsert(binding(clock, i, { contact: `sip:u${i}@192.168.1.2:5060` }));
+    // First interval: learn the members of the slot that fires at 100 ms (paced until 200 ms).
+    await run(clock, 30_000);
+    const slot = send.sent.filter((s) => s.at >= 100 && s.at < 200);
+    assert.equal(slot.length, 64);
+    // Second interval: the same slot fires at 30,100 ms; its first burst goes, the rest waits.
+    clock.advance(100);
+    const burst = send.sent.filter((s) => s.at === 30_100);
+    assert.ok(burst.length > 0 && burst.length <= MAX_BURST, `first burst ${burst.length}`);
+    const inBurst = new Set(burst.map((s) => s.contact));
+    const waiting = slot.filter((s) => !inBurst.has(s.contact));
+    const removed = new Set<string>();
+    for (const s of waiting.slice(0, waiting.length >> 1)) {
+      ka.remove(s.aor, s.contact);
+      removed.add(s.contact);
+    }
+    clock.advance(99);
+    await flush();
+    const rest = send.sent.filter((s) => s.at > 30_100 && s.at < 30_200);
+    assert.equal(rest.length, waiting.length - removed.size, 'the bindings still tracked were pinged');
+    for (const s of rest) assert.ok(!removed.has(s.contact), `pinged removed binding ${s.contact}`);
+    // close() with bursts queued: nothing more is sent and no timer is left.
+    clock.advance(1);
+    assert.ok(send.sent.some((s) => s.at === 30_200));
+    ka.close();
+    const after = send.sent.length;
+    clock.advance(1000);
+    assert.equal(send.sent.length, after, 'nothing sent after close');
+    assert.equal(clock.pending, 0);
   });
 });
 
@@ -239,6 +321,11 @@ describe('KeepaliveScheduler: which bindings', () => {
     store.allBindings = async () => {
       scans++;
       return orig();
+    };
+    const origScan = store.scanBindings.bind(store);
+    store.scanBindings = (pageSize: number) => {
+      scans++;
+      return origScan(pageSize);
     };
     await ka.start();
     assert.equal(scans, 1);
@@ -329,6 +416,120 @@ describe('KeepaliveScheduler: which bindings', () => {
     assert.equal(ka.statusOf(a), undefined);
     assert.ok(ka.statusOf(b));
     ka.close();
+  });
+});
+
+describe('KeepaliveScheduler: incremental reload', () => {
+  /** Counts event-loop turns (setImmediate callbacks) until the returned stop() is called. */
+  function turnCounter(onTurn?: (n: number) => void): { turns: () => number; stop: () => void } {
+    let n = 0;
+    let on = true;
+    const tick = (): void => {
+      if (!on) return;
+      n++;
+      onTurn?.(n);
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    return { turns: () => n, stop: () => (on = false) };
+  }
+
+  async function filled(store: LocationStore, clock: FakeClock, n: number): Promise<Binding[]> {
+    const bs: Binding[] = [];
+    for (let i = 1; i <= n; i++) {
+      const b = binding(clock, i, { contact: `sip:u${i}@192.168.1.2:5060` });
+      bs.push(b);
+      await store.setBindings(b.aor, [b]);
+    }
+    return bs;
+  }
+
+  it(`reloads 5,000 bindings from SQLite in pages of ${REFRESH_PAGE}, the event loop running between pages`, async () => {
+    const store = new SqliteLocationStore(':memory:');
+    const { clock, ka } = setup({}, { store });
+    const bs = await filled(store, clock, 5000);
+    const c = turnCounter();
+    await ka.start();
+    c.stop();
+    assert.equal(ka.size, 5000);
+    assert.ok(c.turns() >= 5000 / REFRESH_PAGE - 1, `event loop turned ${c.turns()} times during the reload`);
+    // A second reload after changes in the store: one binding gone, one new.
+    await store.setBindings(bs[0].aor, []);
+    const extra = binding(clock, 6001, { contact: 'sip:u6001@192.168.1.2:5060' });
+    await store.setBindings(extra.aor, [extra]);
+    await ka.refresh();
+    assert.equal(ka.size, 5000);
+    assert.equal(ka.statusOf(bs[0]), undefined);
+    assert.ok(ka.statusOf(extra));
+    ka.close();
+    await store.close();
+  });
+
+  it('a store without scanBindings is read with allBindings and applied in pages all the same', async () => {
+    const inner = new MemoryLocationStore();
+    let reads = 0;
+    const store: LocationStore = {
+      getBindings: (aor) => inner.getBindings(aor),
+      setBindings: (aor, list) => inner.setBindings(aor, list),
+      allBindings: () => {
+        reads++;
+        return inner.allBindings();
+      },
+      purgeExpired: (now) => inner.purgeExpired(now),
+      close: () => inner.close(),
+    };
+    const { clock, ka } = setup({}, { store });
+    await filled(store, clock, 3 * REFRESH_PAGE + 10);
+    const c = turnCounter();
+    await ka.start();
+    c.stop();
+    assert.equal(reads, 1);
+    assert.equal(ka.size, 3 * REFRESH_PAGE + 10);
+    assert.ok(c.turns() >= 3, `event loop turned ${c.turns()} times during the reload`);
+    ka.close();
+  });
+
+  it('hook writes made between pages win over the pages read before or after them', async () => {
+    const store = new SqliteLocationStore(':memory:');
+    const { clock, ka } = setup({}, { store });
+    const bs = await filled(store, clock, 4 * REFRESH_PAGE);
+    await ka.start();
+    assert.equal(ka.size, 4 * REFRESH_PAGE);
+    // During the next reload, after its first page: de-register one binding from an early page
+    // and one from a late page (without the store noticing yet), and register a new one.
+    const early = bs[1];
+    const late = bs[bs.length - 2];
+    const fresh = binding(clock, 9999, { contact: 'sip:u9999@192.168.1.2:5060' });
+    const c = turnCounter((n) => {
+      if (n !== 2) return;
+      ka.remove(early.aor, early.contact);
+      ka.remove(late.aor, late.contact);
+      ka.upsert(fresh);
+    });
+    await ka.refresh();
+    c.stop();
+    assert.ok(c.turns() >= 2, 'the hooks ran during the reload');
+    assert.equal(ka.statusOf(early), undefined, 'removed binding not brought back by a page read before the removal');
+    assert.equal(ka.statusOf(late), undefined, 'removed binding not brought back by a page read after the removal');
+    assert.ok(ka.statusOf(fresh), 'binding registered during the reload kept although the store lacks it');
+    assert.equal(ka.size, 4 * REFRESH_PAGE - 1);
+    ka.close();
+    await store.close();
+  });
+
+  it('a reload started while another runs supersedes it; both settle and the result is the newer one', async () => {
+    const store = new SqliteLocationStore(':memory:');
+    const { clock, ka } = setup({}, { store });
+    const bs = await filled(store, clock, 3 * REFRESH_PAGE);
+    await ka.start();
+    await store.setBindings(bs[0].aor, []);
+    const p1 = ka.refresh();
+    const p2 = ka.refresh();
+    await Promise.all([p1, p2]);
+    assert.equal(ka.size, 3 * REFRESH_PAGE - 1);
+    assert.equal(ka.statusOf(bs[0]), undefined);
+    ka.close();
+    await store.close();
   });
 });
 

@@ -47,6 +47,26 @@ describe('flow token codec', () => {
     assert.notEqual(c.encode(TOKEN), c.encode(TOKEN));
   });
 
+  it('decodes alike from its cache and from scratch, beyond the cache size', () => {
+    const c = new FlowTokenCodec(secret);
+    const fresh = new FlowTokenCodec(Buffer.from(secret));
+    const made: Array<[string, FlowToken]> = [];
+    // 5,000 tokens: more than the 4,096 the codec remembers, so the oldest were evicted.
+    for (let i = 0; i < 5000; i++) {
+      const t: FlowToken = { ...TOKEN, ftag: `tag${i}`, a: { ...TOKEN.a, port: 1024 + i } };
+      made.push([c.encode(t), t]);
+    }
+    for (const [value, t] of [made[0], made[1], made[4000], made[4999]]) {
+      assert.deepEqual(c.decode(value), t, 'same codec (cached or evicted)');
+      assert.deepEqual(c.decode(value), t, 'same codec, again');
+      assert.deepEqual(fresh.decode(value), t, 'another codec: decrypted');
+    }
+    const [value] = made[4999];
+    const raw = Buffer.from(value, 'base64url');
+    raw[raw.length - 1] ^= 0x01;
+    assert.equal(c.decode(raw.toString('base64url')), undefined, 'a tampered copy of a cached token');
+  });
+
   it('rejects every tampered octet, another secret, and junk', () => {
     const c = new FlowTokenCodec(secret);
     const raw = Buffer.from(c.encode(TOKEN), 'base64url');

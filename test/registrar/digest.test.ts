@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { FakeClock } from '../../src/lib/clock.js';
 import { DigestAuth, parseDigestParams, type DigestAuthOptions } from '../../src/registrar/digest.js';
@@ -199,6 +200,46 @@ describe('DigestAuth.verify failures', () => {
     const a = setup({ secret }).auth;
     const b = setup({ secret }).auth;
     assert.equal(b.verify(req(authorization(answer(a))), 'authorization').ok, true);
+  });
+
+  it('nonces are timestamp ‖ random ‖ HMAC-SHA-256(secret, timestamp ‖ random)[0..16] (the format other nodes verify)', () => {
+    for (const secret of [Buffer.alloc(32, 7), Buffer.alloc(5, 1), Buffer.alloc(100, 9)]) {
+      const { auth, clock } = setup({ secret });
+      const seen = new Set<string>();
+      for (let i = 0; i < 600; i++) {
+        const nonce = challengeParams(auth.challenge()[0]).nonce;
+        assert.ok(!seen.has(nonce), 'a fresh nonce every time');
+        seen.add(nonce);
+        const raw = Buffer.from(nonce, 'base64url');
+        assert.equal(raw.length, 30);
+        assert.equal(raw.readUIntBE(0, 6), clock.wallNow());
+        const mac = createHmac('sha256', secret).update(raw.subarray(0, 14)).digest().subarray(0, 16);
+        assert.deepEqual(raw.subarray(14), mac, `nonce ${i} MAC with a ${secret.length}-octet secret`);
+      }
+      // Random parts differ (600 nonces span more than one refill of the random pool).
+      assert.equal(new Set([...seen].map((n) => Buffer.from(n, 'base64url').subarray(6, 14).toString('hex'))).size, 600);
+    }
+  });
+
+  it('a response with one wrong hex digit, or of another length, is rejected', () => {
+    const { auth } = setup();
+    const a = answer(auth);
+    const good = digestResponse(a);
+    const bad = good.slice(0, 31) + (good[31] === '0' ? '1' : '0');
+    assert.deepEqual(auth.verify(req(authorization(a, bad)), 'authorization'), { ok: false, reason: 'bad-credentials' });
+    assert.deepEqual(auth.verify(req(authorization(a, good + '0')), 'authorization'), { ok: false, reason: 'bad-credentials' });
+    assert.equal(auth.verify(req(authorization(a, good)), 'authorization').ok, true);
+  });
+
+  it('H(A2) of one Request-URI is not reused for another', () => {
+    const { auth } = setup();
+    const a = answer(auth, { uri: 'sip:sip.example.org' });
+    assert.equal(auth.verify(req(authorization(a)), 'authorization').ok, true);
+    const b = answer(auth, { uri: 'sip:sip.example.org;transport=tcp' });
+    assert.equal(auth.verify(req(authorization(b)), 'authorization').ok, true);
+    // Answer computed for one uri but sent with another: wrong.
+    const c = answer(auth, { uri: 'sip:sip.example.org' });
+    assert.deepEqual(auth.verify(req(authorization({ ...c, uri: 'sip:other.example.org' }, digestResponse(c))), 'authorization'), { ok: false, reason: 'bad-credentials' });
   });
 
   it('nonce-count must increase per nonce (replay protection)', () => {

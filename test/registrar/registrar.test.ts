@@ -46,6 +46,39 @@ function contacts(res: SipResponse): string[] {
 
 for (const [kind, newStore] of STORES) {
   describe(`Registrar (${kind} store)`, () => {
+    it('onBindings gets the AOR\'s unexpired bindings after every 2xx (a fetch too), nothing after a failure', async () => {
+      const { reg, clock } = make(newStore);
+      const calls: Array<[string, Binding[]]> = [];
+      reg.onBindings = (aor, bindings) => calls.push([aor, bindings]);
+      const sort = (list: Binding[]): string[] => list.map((b) => b.contact).sort();
+      let res = await reg.handleRegister(register({ contacts: ['<sip:1001@192.168.1.20:5062>'], expires: 120 }), udpFlow(), { nat: true, tests: ['via-received'] });
+      assert.equal(res.status, 200);
+      res = await reg.handleRegister(register({ cseq: 2, contacts: ['<sip:1001@192.168.1.21:5062>'], expires: 3600 }), udpFlow());
+      assert.equal(res.status, 200);
+      assert.equal(calls.length, 2);
+      assert.equal(calls[1][0], AOR);
+      assert.deepEqual(calls[1][1], await reg.lookup(AOR).then((l) => l.sort((x, y) => x.contact.localeCompare(y.contact))));
+      assert.equal(calls[0][1][0].nat, true);
+      assert.deepEqual(calls[0][1][0].natTests, ['via-received']);
+      // A fetch (no Contact) after the first binding expired: the current set, without it.
+      clock.advance(121_000);
+      res = await reg.handleRegister(register({ cseq: 3 }), udpFlow());
+      assert.equal(res.status, 200);
+      assert.equal(calls.length, 3);
+      assert.deepEqual(sort(calls[2][1]), ['sip:1001@192.168.1.21:5062']);
+      // Failures (CSeq not higher for the same Call-ID) call nothing.
+      res = await reg.handleRegister(register({ cseq: 2, contacts: ['<sip:1001@192.168.1.21:5062>'] }), udpFlow());
+      assert.equal(res.status, 500);
+      assert.equal(calls.length, 3);
+      // A throwing hook changes nothing on the wire.
+      reg.onBindings = () => {
+        throw new Error('hook failed');
+      };
+      res = await reg.handleRegister(register({ cseq: 4, contacts: ['<sip:1001@192.168.1.22:5062>'] }), udpFlow());
+      assert.equal(res.status, 200);
+      assert.equal(contacts(res).length, 2);
+    });
+
     it('adds a binding: 200 lists it with the default expiry, Date, To tag; lookup has the flow', async () => {
       const { reg, clock, store } = make(newStore);
       const res = await reg.handleRegister(register({ contacts: ['<sip:1001@192.168.1.20:5062;transport=udp>'] }), udpFlow(), { nat: true, tests: ['rfc1918-contact'] });
@@ -460,6 +493,29 @@ for (const [kind, newStore] of STORES) {
         cnonce: 'f00dcafe',
       });
     }
+
+    it('a NAT detection function is called only for an authenticated REGISTER, once, and its verdict stored', async () => {
+      const { reg, store } = withAuth();
+      const contact = ['<sip:1001@192.168.1.20:5062>'];
+      let calls = 0;
+      const detect = () => {
+        calls++;
+        return { nat: true, tests: ['via-received', 'contact-private'] };
+      };
+      const first = await reg.handleRegister(register({ contacts: contact }), udpFlow(), detect);
+      assert.equal(first.status, 401);
+      assert.equal(calls, 0, 'not called for a challenged REGISTER');
+      const wrong = await reg.handleRegister(register({ cseq: 2, contacts: contact, extra: [`Authorization: ${answerFor(first, { password: 'nope' })}`] }), udpFlow(), detect);
+      assert.equal(wrong.status, 401);
+      assert.equal(calls, 0, 'not called when the credentials are wrong');
+      const ok = await reg.handleRegister(register({ cseq: 3, contacts: contact, extra: [`Authorization: ${answerFor(first)}`] }), udpFlow(), detect);
+      assert.equal(ok.status, 200);
+      assert.equal(calls, 1);
+      const [b] = await reg.lookup(AOR);
+      assert.equal(b.nat, true);
+      assert.deepEqual(b.natTests, ['via-received', 'contact-private']);
+      await store.close();
+    });
 
     it('401 with MD5 and SHA-256 challenges, then 200 (both algorithms)', async () => {
       const { reg, store } = withAuth();

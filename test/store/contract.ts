@@ -124,6 +124,50 @@ export function locationStoreContract(name: string, opts: ContractOptions): void
       assert.deepEqual(await store.allBindings(), []);
     });
 
+    it('scanBindings pages every binding, yielding to the event loop between pages', async () => {
+      // Every store of ours implements it (the interface keeps it optional for third-party stores).
+      assert.ok(store.scanBindings !== undefined, 'scanBindings is implemented');
+      const written: Binding[] = [];
+      for (let i = 0; i < 25; i++) {
+        const aor = `sip:scan${String(i).padStart(2, '0')}@sip.example.org`;
+        // AORs with one, two and three bindings.
+        const set = Array.from({ length: (i % 3) + 1 }, (_, k) => minimalBinding({ aor, contact: `sip:scan${i}@192.0.2.${k + 1}` }));
+        await store.setBindings(aor, set);
+        written.push(...set);
+      }
+      // A pending write (not committed yet by stores that group commits) is seen too.
+      const late = fullBinding({ aor: 'sip:scanlate@sip.example.org' });
+      void store.setBindings(late.aor, [late]);
+      written.push(late);
+      let turns = 0;
+      let ticking = true;
+      const tick = (): void => {
+        turns++;
+        if (ticking) setImmediate(tick);
+      };
+      setImmediate(tick);
+      const pages: Binding[][] = [];
+      for await (const page of store.scanBindings(10)) pages.push(page);
+      ticking = false;
+      const got = pages.flat();
+      const key = (b: Binding): string => b.aor + ' ' + b.contact;
+      assert.deepEqual(got.map(key).sort(), written.map(key).sort());
+      assert.deepEqual(
+        got.find((b) => b.aor === late.aor),
+        late,
+      );
+      assert.ok(pages.length >= 5, `${pages.length} pages for ${written.length} bindings`);
+      for (const p of pages) assert.ok(p.length > 0 && p.length <= 10 + 2, `page of ${p.length}`);
+      assert.ok(turns >= pages.length - 1, `event loop turned ${turns} times during ${pages.length} pages`);
+      // Copies: changing a scanned binding changes nothing stored.
+      got[0].contact = 'sip:changed@192.0.2.250';
+      assert.notEqual((await store.getBindings(got[0].aor))[0]?.contact, 'sip:changed@192.0.2.250');
+      for (const b of written) await store.setBindings(b.aor, []);
+      const empty: Binding[][] = [];
+      for await (const page of store.scanBindings(10)) empty.push(page);
+      assert.deepEqual(empty.flat(), []);
+    });
+
     it('purgeExpired removes bindings with expiresAt <= now and counts them', async () => {
       const aor1 = 'sip:p1@sip.example.org';
       const aor2 = 'sip:p2@sip.example.org';

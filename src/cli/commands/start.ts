@@ -8,6 +8,12 @@
  *    while closing forces exit 1. SIGHUP: `edge.reload()` (calls keep running).
  *
  * Logs (pino JSON) go to stdout; the level is `log.level`, overridden by `SIPEDGE_LOG_LEVEL`.
+ *
+ * With `workers:` > 1 this process becomes the node:cluster primary (`src/cluster/primary.ts`):
+ * it forks the workers, logs `sipedge ready` once all are up and relays SIGHUP / SIGTERM. Each
+ * forked worker runs this same command: steps 1–4 with the cluster hooks passed to the edge, the
+ * admin API in worker 0 only, `sipedge worker ready` instead of `sipedge ready`, and the signals
+ * coming from the primary (`src/cluster/worker.ts`).
  */
 import { resolve } from 'node:path';
 import type { ApiServer, ApiServerOptions } from '../../api/server.js';
@@ -20,11 +26,14 @@ import { createLogger, type Logger } from '../../lib/log.js';
 import { configErrorLines } from '../config-errors.js';
 import { ExitCode } from '../exit-codes.js';
 import type { CliIo } from '../io.js';
+import cluster from 'node:cluster';
+import type { EdgeCluster } from '../../cluster/types.js';
+import { startClusterWorker, type ClusterWorker } from '../../cluster/worker.js';
 
 /** Signature the CLI expects of `startEdge` in `src/edge.ts`. */
 export type StartEdge = (
   config: SipedgeConfig,
-  opts: { logger: Logger; configPath?: string; metrics?: SipedgeMetrics },
+  opts: { logger: Logger; configPath?: string; metrics?: SipedgeMetrics; cluster?: EdgeCluster },
 ) => Promise<EdgeApi>;
 
 /** Minimal signal source (the `process` object in production). */
@@ -71,8 +80,20 @@ export async function runStart(opts: StartOptions, deps: StartDeps): Promise<num
     return ExitCode.CONFIG;
   }
   const { config } = loaded;
-  const logger = (deps.createLogger ?? createLogger)(process.env.SIPEDGE_LOG_LEVEL ?? config.log.level);
-  for (const w of loaded.warnings) logger.warn({ configPath }, `config: ${w}`);
+  let logger = (deps.createLogger ?? createLogger)(process.env.SIPEDGE_LOG_LEVEL ?? config.log.level);
+  // workers > 1 (src/cluster/): this process is the primary (forks the SIP workers) or one of them.
+  if (config.workers > 1 && cluster.isPrimary) {
+    for (const w of loaded.warnings) logger.warn({ configPath }, `config: ${w}`);
+    const { runPrimary } = await import('../../cluster/primary.js');
+    return runPrimary({ config, configPath, logger, signals: deps.signals ?? process });
+  }
+  let worker: ClusterWorker | undefined;
+  if (config.workers > 1) {
+    worker = await startClusterWorker(logger);
+    logger = logger.child({ worker: worker.index });
+  } else {
+    for (const w of loaded.warnings) logger.warn({ configPath }, `config: ${w}`);
+  }
 
   let startEdge: StartEdge;
   try {
@@ -86,27 +107,36 @@ export async function runStart(opts: StartOptions, deps: StartDeps): Promise<num
   const metrics = (deps.createMetrics ?? createMetrics)();
   let edge: EdgeApi;
   try {
-    edge = await startEdge(config, { logger, configPath, metrics });
+    edge = await startEdge(config, { logger, configPath, metrics, cluster: worker });
   } catch (err) {
     logger.fatal({ err }, 'the edge failed to start');
     io.err(`the edge failed to start: ${(err as Error).message}\n`);
+    await worker?.close();
     return ExitCode.FAILURE;
   }
 
   let api: ApiServer | undefined;
-  if (config.api.enabled) {
+  // Several workers: only worker 0 serves the admin API (its view of calls; peers come from the shared store).
+  if (config.api.enabled && (worker === undefined || worker.index === 0)) {
     try {
-      api = await (deps.createApiServer ?? createApiServer)(edge, { listen: config.api.listen, logger, registry: metrics.registry });
+      api = await (deps.createApiServer ?? createApiServer)(worker ? worker.wrapApi(edge) : edge, { listen: config.api.listen, logger, registry: metrics.registry });
     } catch (err) {
       logger.fatal({ err, listen: config.api.listen }, 'the admin API failed to start');
       io.err(`the admin API failed to start on ${config.api.listen}: ${(err as Error).message}\n`);
       await edge.close().catch((e: unknown) => logger.error({ err: e }, 'error while closing the edge'));
+      await worker?.close();
       return ExitCode.FAILURE;
     }
   }
 
-  logger.info({ configPath, sockets: config.sockets.map((s) => s.id), api: api?.address }, 'sipedge ready');
-  return waitForStop({ edge, api, logger, configPath, config, signals: deps.signals ?? process, onReady: deps.onReady });
+  logger.info({ configPath, sockets: config.sockets.map((s) => s.id), api: api?.address }, worker ? 'sipedge worker ready' : 'sipedge ready');
+  worker?.ready();
+  const code = await waitForStop({ edge, api, logger, configPath, config, signals: worker ?? deps.signals ?? process, onReady: deps.onReady });
+  if (worker) {
+    logger.info({ ...worker.counters }, 'cluster worker stats');
+    await worker.close();
+  }
+  return code;
 }
 
 function waitForStop(ctx: {

@@ -68,7 +68,8 @@ function bindFresh(type: 'udp4' | 'udp6', port: number, address: string | undefi
     };
     sock.once('error', onError);
     try {
-      sock.bind(port, address, () => {
+      // exclusive: in a node:cluster worker a non-exclusive bind would share one socket (and its replies) between workers.
+      sock.bind({ port, address, exclusive: true }, () => {
         sock.off('error', onError);
         resolve(sock);
       });
