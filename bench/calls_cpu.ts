@@ -10,9 +10,9 @@
  */
 import path from 'node:path';
 import fs from 'node:fs';
-import { runSippClient, startSippServer, type SippServer } from './lib/sipp.js';
-import { BENCH_DIR, CLK_TCK, HOST, freePort, makeTempDir, sleep } from './lib/util.js';
-import { makeUsers, registerCallee, startTarget } from './signalling.js';
+import { startSippServer, type SippServer } from './lib/sipp.js';
+import { BENCH_DIR, CLK_TCK, freePort, makeTempDir, sleep } from './lib/util.js';
+import { makeUsers, placeCalls, registerCallee, startTarget } from './signalling.js';
 
 /** [utime, stime] of a process, s. */
 function userSys(pid: number): [number, number] {
@@ -40,28 +40,11 @@ async function main(): Promise<void> {
   try {
     await registerCallee(t, users, uasPort, dir);
     uas = await startSippServer({ scenario: path.join(SCENARIOS, 'uas.xml'), localPort: uasPort, timeoutS: runs * (seconds * 2 + 40) + 60, dir, name: 'uas' });
-    const domain = `${HOST}:${t.port}`;
     for (let run = 0; run < runs; run++) {
       const planned = rate * seconds;
       const cpu0 = t.cpu();
       const us0 = userSys(t.pids[0]);
-      const r = await runSippClient({
-        scenario: path.join(SCENARIOS, 'uac_auth.xml'),
-        remote: domain,
-        localPort: await freePort(false),
-        calls: planned,
-        rate,
-        limit: Math.max(1000, rate * 10),
-        pauseMs: 100,
-        service: users[1].username,
-        authUser: users[0].username,
-        authPassword: users[0].password,
-        authUri: `${users[1].username}@${domain}`,
-        keys: { domain, caller: users[0].username },
-        timeoutS: Math.ceil(seconds * 1.5 + 20),
-        dir,
-        name: `uac-${run}`,
-      });
+      const r = await placeCalls(t, users, { calls: planned, rate, holdMs: 100, timeoutS: Math.ceil(seconds * 1.5 + 20), dir, name: `uac-${run}` });
       const cpu = t.cpu() - cpu0;
       const us1 = userSys(t.pids[0]);
       console.log(

@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { runSippClient, startSippServer, type SippServer } from './lib/sipp.js';
 import { BENCH_DIR, HOST, freePort, makeTempDir, progress, sleep, systemBusySeconds } from './lib/util.js';
-import { makeUsers, registerCallee, startTarget, type Running, type User } from './signalling.js';
+import { makeUsers, placeCalls, registerCallee, startTarget, type Running, type User } from './signalling.js';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -53,27 +53,10 @@ interface Run {
 const out: Run[] = [];
 
 async function calls(t: Running, users: User[], dir: string, rate: number, tag: string): Promise<{ ok: number; failed: number; retrans: number; cpuS: number; otherPct: number }> {
-  const domain = `${HOST}:${t.port}`;
   const planned = Math.round(rate * seconds);
   const busy0 = systemBusySeconds();
   const cpu0 = t.cpu();
-  const r = await runSippClient({
-    scenario: path.join(SCEN, 'uac_auth.xml'),
-    remote: domain,
-    localPort: await freePort(false),
-    calls: planned,
-    rate,
-    limit: Math.max(1000, rate * 10),
-    pauseMs: 100,
-    service: users[1].username,
-    authUser: users[0].username,
-    authPassword: users[0].password,
-    authUri: `${users[1].username}@${domain}`,
-    keys: { domain, caller: users[0].username },
-    timeoutS: Math.ceil(seconds * 1.5 + 20),
-    dir,
-    name: `uac-${tag}`,
-  });
+  const r = await placeCalls(t, users, { calls: planned, rate, holdMs: 100, timeoutS: Math.ceil(seconds * 1.5 + 20), dir, name: `uac-${tag}` });
   const cpuS = t.cpu() - cpu0;
   const other = Math.max(0, systemBusySeconds() - busy0 - cpuS - (Number.isNaN(r.cpuS) ? 0 : r.cpuS));
   return { ok: r.successful, failed: r.failed + (planned - r.successful - r.failed), retrans: r.retransmissions, cpuS, otherPct: (other / r.elapsedS) * 100 };

@@ -17,7 +17,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { runSippClient, startSippServer, type SippServer } from './lib/sipp.js';
+import { runSippClient, startSippServer, type SippRun, type SippServer } from './lib/sipp.js';
 import {
   BENCH_DIR,
   HOST,
@@ -260,6 +260,38 @@ export async function registerCallee(t: Running, users: User[], uasPort: number,
   if (r.successful !== 1) throw new Error(`could not register the callee (${r.command}); see ${r.files.errors}`);
 }
 
+/**
+ * Places `calls` calls at `rate` calls/s from the caller (users[0]) to the registered callee
+ * (users[1]) with SIPp's uac_auth.xml (digest auth as the caller), each held `holdMs` ms; the
+ * client is given `timeoutS` seconds. `localPort` defaults to a free UDP port.
+ */
+export async function placeCalls(
+  t: Running,
+  users: User[],
+  a: { calls: number; rate: number; holdMs: number; timeoutS: number; dir: string; name: string; localPort?: number },
+): Promise<SippRun> {
+  const domain = `${HOST}:${t.port}`;
+  const caller = users[CALLER];
+  const callee = users[CALLEE];
+  return runSippClient({
+    scenario: path.join(SCENARIOS, 'uac_auth.xml'),
+    remote: domain,
+    localPort: a.localPort ?? (await freePort(false)),
+    calls: a.calls,
+    rate: a.rate,
+    limit: Math.max(1000, a.rate * 10),
+    pauseMs: a.holdMs,
+    service: callee.username,
+    authUser: caller.username,
+    authPassword: caller.password,
+    authUri: `${callee.username}@${domain}`,
+    keys: { domain, caller: caller.username },
+    timeoutS: a.timeoutS,
+    dir: a.dir,
+    name: a.name,
+  });
+}
+
 type StepFn = (rate: number) => Promise<Step>;
 
 /** Share of one core used by other processes above which a failed step is repeated once. */
@@ -382,9 +414,6 @@ export async function benchCalls(spec: TargetSpec, opts: SignallingOptions): Pro
     await registerCallee(t, users, uasPort, dir);
     uas = await startSippServer({ scenario: path.join(SCENARIOS, 'uas.xml'), localPort: uasPort, timeoutS: opts.budgetS + 120, dir, name: 'uas' });
     commands.push(uas.command);
-    const domain = `${HOST}:${t.port}`;
-    const caller = users[CALLER];
-    const callee = users[CALLEE];
     let lastClientCmd = '';
     const step: StepFn = async (rate) => {
       const planned = Math.round(rate * opts.stepS);
@@ -392,23 +421,7 @@ export async function benchCalls(spec: TargetSpec, opts: SignallingOptions): Pro
       const m0 = machineMark();
       const cpu0 = t.cpu();
       const uas0 = uas!.cpuSeconds();
-      const r = await runSippClient({
-        scenario: path.join(SCENARIOS, 'uac_auth.xml'),
-        remote: domain,
-        localPort,
-        calls: planned,
-        rate,
-        limit: Math.max(1000, rate * 10),
-        pauseMs: opts.holdMs,
-        service: callee.username,
-        authUser: caller.username,
-        authPassword: caller.password,
-        authUri: `${callee.username}@${domain}`,
-        keys: { domain, caller: caller.username },
-        timeoutS: Math.ceil(opts.stepS * 1.5 + 20),
-        dir,
-        name: `uac-${rate}`,
-      });
+      const r = await placeCalls(t, users, { calls: planned, rate, holdMs: opts.holdMs, timeoutS: Math.ceil(opts.stepS * 1.5 + 20), dir, name: `uac-${rate}`, localPort });
       lastClientCmd = r.command;
       const cpu1 = t.cpu();
       const uas1 = uas!.cpuSeconds();

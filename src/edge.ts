@@ -10,7 +10,6 @@ import type { SipedgeMetrics } from './api/metrics.js';
 import { messageKind } from './api/metrics.js';
 import type { EdgeApi, PeerRow, CallRow } from './edge-api.js';
 import { openLocationStore } from './store/index.js';
-import { RedisLocationStore } from './store/redis.js';
 import type { LocationStore } from './store/types.js';
 import { DigestAuth } from './registrar/digest.js';
 import { Registrar } from './registrar/registrar.js';
@@ -177,7 +176,7 @@ export class Edge implements EdgeApi {
       advertise: advertiseContext(config, publicAddress.address),
       // Flow tokens in our Record-Route survive a restart when the secret sits next to the SQLite file.
       // Nodes sharing a Redis store share the flow-token key, so any node can route a dialog.
-      flowTokens: new FlowTokenCodec(store instanceof RedisLocationStore ? await store.sharedSecret('flowtoken') : loadFlowTokenSecret(config.store, log).secret),
+      flowTokens: new FlowTokenCodec(store.sharedSecret !== undefined ? await store.sharedSecret('flowtoken') : loadFlowTokenSecret(config.store, log).secret),
       logger: log,
     });
     const layer = new TransactionLayer({

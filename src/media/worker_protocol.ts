@@ -17,20 +17,33 @@ import type {
 } from './control.js';
 import type { PortRange } from './ports.js';
 
+/**
+ * Settings of the {@link ../relay.ts RelayEngine} in each relay worker, as given to
+ * {@link ../workers.ts WorkerRelayPool} and passed on unchanged to every worker.
+ */
+export interface RelayEngineSettings {
+  /** `media.address` (default `0.0.0.0`). */
+  bindAddress?: string;
+  /** `media.timeout`, seconds (default 60). */
+  timeoutSec?: number;
+  /** Timeout when every stream is on hold, seconds (default 3600). */
+  holdTimeoutSec?: number;
+  /** `media.strictSource` (default true). */
+  strictSource?: boolean;
+  /** Learning window after each offer/answer, ms (default 3000). */
+  learnWindowMs?: number;
+  /** Period of each worker's media timeout sweep, ms (default 1000). */
+  sweepIntervalMs?: number;
+  /** SO_RCVBUF of each relay socket, bytes (default: the system's). */
+  recvBufferSize?: number;
+}
+
 /** `workerData` of a relay worker: the settings of its {@link ../relay.ts RelayEngine}. */
-export interface RelayWorkerData {
+export interface RelayWorkerData extends RelayEngineSettings {
   /** Index of the worker in the pool (for logs). */
   index: number;
   /** This worker's slice of `media.ports` (disjoint from every other worker's). */
   ports: PortRange;
-  bindAddress?: string;
-  timeoutSec?: number;
-  holdTimeoutSec?: number;
-  strictSource?: boolean;
-  learnWindowMs?: number;
-  sweepIntervalMs?: number;
-  /** SO_RCVBUF of each relay socket, bytes. */
-  recvBufferSize?: number;
   /** Period of the unsolicited `stats` event, ms. */
   statsIntervalMs: number;
 }

@@ -46,28 +46,14 @@ import {
   type OfferParams,
 } from './control.js';
 import { rtpPortsOf, type PortRange } from './ports.js';
-import type { RelayWorkerData, WorkerEvent, WorkerRequest, WorkerRequestBody } from './worker_protocol.js';
+import type { RelayEngineSettings, RelayWorkerData, WorkerEvent, WorkerRequest, WorkerRequestBody } from './worker_protocol.js';
 
 /** Options of {@link WorkerRelayPool}. */
-export interface WorkerRelayOptions {
+export interface WorkerRelayOptions extends RelayEngineSettings {
   /** Number of worker threads (≥ 1; fewer when `ports` has fewer pairs). */
   workers: number;
   /** `media.ports`, split into one contiguous slice per worker. */
   ports: PortRange;
-  /** `media.address` (default `0.0.0.0`). */
-  bindAddress?: string;
-  /** `media.timeout`, seconds (default 60). */
-  timeoutSec?: number;
-  /** Timeout when every stream is on hold, seconds (default 3600). */
-  holdTimeoutSec?: number;
-  /** `media.strictSource` (default true). */
-  strictSource?: boolean;
-  /** Learning window after each offer/answer, ms (default 3000). */
-  learnWindowMs?: number;
-  /** Period of each worker's media timeout sweep, ms (default 1000). */
-  sweepIntervalMs?: number;
-  /** SO_RCVBUF of each relay socket, bytes (default: the system's). */
-  recvBufferSize?: number;
   /** Fired once per call when media stopped, and for each call of a crashed worker. */
   onTimeout?: MediaTimeoutHandler;
   logger?: Logger;

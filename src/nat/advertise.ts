@@ -37,6 +37,42 @@ export function parseCidrs(ranges: string[]): Cidr[] {
   return out;
 }
 
+/** A parsed address and its ipaddr.js range name, shared read-only between callers. */
+interface ParsedIp {
+  ip: ipaddr.IPv4 | ipaddr.IPv6;
+  range: string;
+  /** Normalised text: IPv4-mapped IPv6 as IPv4, IPv6 compressed and lower-case. */
+  text: string;
+}
+
+/** Most addresses {@link parseIpCached} remembers before starting over. */
+const IP_CACHE_MAX = 4096;
+const ipCache = new Map<string, ParsedIp | null>();
+
+/**
+ * {@link parseIp} plus the range name, remembered per address text: these checks run several
+ * times per SIP message (advertising, NAT detection) for the same few peers, and ipaddr.js
+ * parsing is the costly part. Bounded: the cache is emptied when it holds {@link IP_CACHE_MAX}.
+ */
+function parseIpCached(address: string): ParsedIp | undefined {
+  let v = ipCache.get(address);
+  if (v === undefined) {
+    const ip = parseIp(address);
+    v = ip === undefined ? null : { ip, range: ip.range(), text: ip.toString() };
+    if (ipCache.size >= IP_CACHE_MAX) ipCache.clear();
+    ipCache.set(address, v);
+  }
+  return v ?? undefined;
+}
+
+/**
+ * The normalised text of an IP address (IPv4-mapped IPv6 → IPv4, IPv6 compressed, lower-case),
+ * for comparing addresses written differently; undefined when `address` is not an IP (no brackets).
+ */
+export function normalizedIp(address: string): string | undefined {
+  return parseIpCached(address)?.text;
+}
+
 /** Parses an address, turning IPv4-mapped IPv6 (`::ffff:10.0.0.1`) into IPv4; undefined when not an IP. */
 function parseIp(address: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
   if (!ipaddr.isValid(address)) return undefined;
@@ -48,7 +84,7 @@ function parseIp(address: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
 /** Whether `address` (IPv4 or IPv6 text) falls inside any of `ranges`. Unparsable addresses are outside. */
 export function inRanges(address: string, ranges: Cidr[]): boolean {
   if (ranges.length === 0) return false;
-  const a = parseIp(address);
+  const a = parseIpCached(address)?.ip;
   if (!a) return false;
   for (const [net, bits] of ranges) {
     if (net.kind() === a.kind() && a.match(net, bits)) return true;
@@ -58,8 +94,7 @@ export function inRanges(address: string, ranges: Cidr[]): boolean {
 
 /** Whether an address is loopback (127/8, ::1). */
 export function isLoopback(address: string): boolean {
-  const a = parseIp(address);
-  return a !== undefined && a.range() === 'loopback';
+  return parseIpCached(address)?.range === 'loopback';
 }
 
 /** ipaddr.js ranges of addresses that are not reachable from the internet (a NAT's inside). */
@@ -67,8 +102,8 @@ const PRIVATE_RANGES: ReadonlySet<string> = new Set(['private', 'carrierGradeNat
 
 /** Whether an address is private: RFC 1918, RFC 6598 (100.64/10), link-local, or IPv6 ULA (fc00::/7). */
 export function isPrivateAddress(address: string): boolean {
-  const a = parseIp(address);
-  return a !== undefined && PRIVATE_RANGES.has(a.range());
+  const r = parseIpCached(address)?.range;
+  return r !== undefined && PRIVATE_RANGES.has(r);
 }
 
 /** A socket as the advertising logic sees it: bound address/port and optional `as` address. */
@@ -137,7 +172,7 @@ function isWildcard(address: string): boolean {
  * interface with a private address.
  */
 export function onOwnPrivateNetwork(bound: string, destination: string, ctx?: { interfaces?: InterfaceTable }): boolean {
-  const d = parseIp(destination);
+  const d = parseIpCached(destination)?.ip;
   if (!d) return false;
   const wildcard = isWildcard(bound);
   if (!wildcard && !isPrivateAddress(bound)) return false;

@@ -25,7 +25,7 @@
  *    and is reached at that address as it is.
  * Both are still reported, so `show peers` tells the whole story.
  */
-import ipaddr from 'ipaddr.js';
+import { isPrivateAddress, normalizedIp } from './advertise.js';
 import type { Logger } from '../lib/log.js';
 import type { SipRequest } from '../sip/message.js';
 import { getHeader, getHeaderValues, splitHeaderList } from '../sip/headers.js';
@@ -47,13 +47,7 @@ export const AUTO_NAT_TESTS: ReadonlySet<NatTestName> = new Set<NatTestName>(['v
 export type NatClientsMode = 'auto' | 'force' | 'off';
 
 /** Whether an address is private: RFC 1918, RFC 6598 (100.64/10), link-local, ULA (fc00::/7). */
-export function isPrivateAddress(address: string): boolean {
-  if (!ipaddr.isValid(address)) return false;
-  let a = ipaddr.parse(address);
-  if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress()) a = (a as ipaddr.IPv6).toIPv4Address();
-  const r = a.range();
-  return r === 'private' || r === 'carrierGradeNat' || r === 'linkLocal' || r === 'uniqueLocal';
-}
+export { isPrivateAddress };
 
 /** Result of {@link detectNat}. */
 export interface NatDecision {
@@ -83,10 +77,7 @@ export interface DetectNatOptions extends NatTestOptions {
 /** Normalised IP text for comparisons (IPv4-mapped IPv6 → IPv4, IPv6 compressed, brackets off); other hosts lower-cased. */
 function normIp(host: string): string {
   const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-  if (!ipaddr.isValid(h)) return h.toLowerCase();
-  let a = ipaddr.parse(h);
-  if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress()) a = (a as ipaddr.IPv6).toIPv4Address();
-  return a.toString();
+  return normalizedIp(h) ?? h.toLowerCase();
 }
 
 function topVia(req: SipRequest): Via | undefined {
@@ -206,9 +197,12 @@ function autoSaysNat(e: Evidence): boolean {
 export function detectNat(req: SipRequest, source: HostPort, mode: NatClientsMode = 'auto', opts: DetectNatOptions = {}): NatDecision {
   const e = evaluate(req, source, opts);
   const nat = mode === 'force' ? true : mode === 'off' ? false : autoSaysNat(e);
-  opts.log?.debug(
-    { method: req.method, source: formatHostPort(source.address, source.port), mode, nat, tests: e.tests },
-    nat ? 'nat detection: UA is behind NAT' : 'nat detection: UA is not behind NAT',
-  );
+  // Level-guarded: building the log object costs more than the tests at warn level.
+  if (opts.log?.isLevelEnabled('debug') === true) {
+    opts.log.debug(
+      { method: req.method, source: formatHostPort(source.address, source.port), mode, nat, tests: e.tests },
+      nat ? 'nat detection: UA is behind NAT' : 'nat detection: UA is not behind NAT',
+    );
+  }
   return { nat, tests: e.tests, mode };
 }

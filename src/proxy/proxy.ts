@@ -36,7 +36,7 @@ import { aorFromUri } from '../registrar/aor.js';
 import { parseDigestParams, type DigestAuth, type DigestResult } from '../registrar/digest.js';
 import type { Binding } from '../store/types.js';
 import { advertisedFor, type AdvertiseContext, type AdvertiseSocket } from '../nat/advertise.js';
-import { detectNat } from '../nat/detect.js';
+import { detectNat, type NatDecision } from '../nat/detect.js';
 import { fixRequestContact, fixResponseContact } from '../nat/contact_rewrite.js';
 import { SelfMatcher } from './self.js';
 import { FlowTokenCodec, type FlowToken, type TokenFlow } from './flowtoken.js';
@@ -334,7 +334,8 @@ export class Proxy implements TransactionUser {
 
     // A REGISTER is never relayed: the registrar answers it (404 for a domain it does not serve).
     if (req.method === 'REGISTER' && !hasRoute) {
-      const nat = detectNat(req, tx.inbound.flow.remote, this.settings.natClients, { raw: tx.inbound.raw, log: this.log });
+      // Lazily: the registrar runs the NAT tests only for a REGISTER that passed authentication.
+      const nat = (): NatDecision => detectNat(req, tx.inbound.flow.remote, this.settings.natClients, { raw: tx.inbound.raw, log: this.log });
       const res = await this.registrar.handleRegister(req, tx.inbound.flow, nat);
       this.respond(tx, res);
       if (res.status >= 200 && res.status < 300 && this.onRegistered) {

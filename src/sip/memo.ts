@@ -34,6 +34,20 @@ export class ParseMemo<T> {
     this.map.set(key, value);
   }
 
+  /**
+   * `parse(key)` through the table: the remembered value for `key`, else the parse's value, which
+   * is remembered when the parse succeeds ({@link set}); undefined when it fails (not remembered;
+   * call `parse` itself for the error).
+   */
+  parse(key: string, parse: (key: string) => { ok: true; value: T } | { ok: false }): T | undefined {
+    const hit = this.map.get(key);
+    if (hit !== undefined) return hit;
+    const r = parse(key);
+    if (!r.ok) return undefined;
+    this.set(key, r.value);
+    return r.value;
+  }
+
   /** Number of entries (tests). */
   get size(): number {
     return this.map.size;

@@ -158,12 +158,7 @@ const nameAddrMemo = new ParseMemo<NameAddr>(2048);
  * @returns the name-addr, or undefined when `value` does not parse (call {@link parseNameAddr} for the error)
  */
 export function parseNameAddrShared(value: string): Readonly<NameAddr> | undefined {
-  const hit = nameAddrMemo.get(value);
-  if (hit !== undefined) return hit;
-  const r = parseNameAddr(value);
-  if (!r.ok) return undefined;
-  nameAddrMemo.set(value, r.value);
-  return r.value;
+  return nameAddrMemo.parse(value, parseNameAddr);
 }
 
 /**

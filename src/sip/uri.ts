@@ -309,12 +309,7 @@ const uriMemo = new ParseMemo<SipUri>(2048);
  * @returns the URI, or undefined when `s` does not parse (call {@link parseUri} for the error)
  */
 export function parseUriShared(s: string): Readonly<SipUri> | undefined {
-  const hit = uriMemo.get(s);
-  if (hit !== undefined) return hit;
-  const r = parseUri(s);
-  if (!r.ok) return undefined;
-  uriMemo.set(s, r.value);
-  return r.value;
+  return uriMemo.parse(s, parseUri);
 }
 
 /**

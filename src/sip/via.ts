@@ -103,12 +103,7 @@ const viaMemo = new ParseMemo<Via>(2048);
  * @returns the Via, or undefined when `value` is not a valid via-parm (call {@link parseVia} for the error)
  */
 export function parseViaShared(value: string): Readonly<Via> | undefined {
-  const hit = viaMemo.get(value);
-  if (hit !== undefined) return hit;
-  const r = parseVia(value);
-  if (!r.ok) return undefined;
-  viaMemo.set(value, r.value);
-  return r.value;
+  return viaMemo.parse(value, parseVia);
 }
 
 /** Formats a Via as `SIP/2.0/UDP host:port;params` (IPv6 bracketed). RFC 3261 §20.42. */

@@ -9,7 +9,6 @@
  * | `redis://[[user]:password@]host[:port][/db][?prefix=P]` | {@link RedisLocationStore} (`rediss://` for TLS; db 0 and prefix `sipedge:` by default) |
  */
 import { MemoryLocationStore } from './memory.js';
-import { RedisLocationStore } from './redis.js';
 import { SqliteLocationStore } from './sqlite.js';
 import type { LocationStore } from './types.js';
 import type { Logger } from '../lib/log.js';
@@ -17,8 +16,10 @@ import type { Logger } from '../lib/log.js';
 export type { Binding, LocationStore, ReceivedFlow } from './types.js';
 export { MemoryLocationStore } from './memory.js';
 export { SqliteLocationStore, SQLITE_SCHEMA_VERSION } from './sqlite.js';
-export { RedisLocationStore, RedisStoreError, parseRedisStoreUrl, REDIS_DEFAULT_PREFIX } from './redis.js';
-export type { RedisStoreErrorCode, RedisStoreOptions, RedisStoreTarget } from './redis.js';
+// The Redis store is loaded only when a redis:// URL is opened: importing ioredis at start-up
+// costs every process (its `class VerbatimString extends String` turns String.prototype into a
+// slow-properties object in V8, which slows every string method call in the SIP parser).
+// Import RedisLocationStore and friends from './redis.js' directly.
 
 /** Options of {@link openLocationStore}. */
 export interface OpenLocationStoreOptions {
@@ -50,9 +51,11 @@ export async function openLocationStore(url: string, opts: OpenLocationStoreOpti
       return new SqliteLocationStore(file);
     }
     case 'redis':
-    case 'rediss':
+    case 'rediss': {
       // The URL may carry a password: RedisLocationStore never echoes it.
+      const { RedisLocationStore } = await import('./redis.js');
       return RedisLocationStore.connect(url, opts);
+    }
     default:
       throw new Error(
         `unknown store URL ${scheme === '' ? `"${url.length > 64 ? url.slice(0, 64) + '…' : url}"` : `scheme "${scheme}:"`} (expected sqlite:PATH, sqlite::memory:, memory: or redis://host:6379)`,

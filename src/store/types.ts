@@ -63,6 +63,13 @@ export interface LocationStore {
    * back to {@link LocationStore.allBindings}.
    */
   scanBindings?(pageSize: number): AsyncIterable<Binding[]>;
+  /**
+   * A random secret of `bytes` octets (default 32) shared by every node using this store, created
+   * by the first node that asks for `name` (the flow-token key, so any node can route a dialog).
+   * Only stores shared between nodes (Redis) have it; file and memory stores keep their secrets
+   * beside the data instead.
+   */
+  sharedSecret?(name: string, bytes?: number): Promise<Buffer>;
   /** Deletes bindings with `expiresAt <= nowMs`; resolves to the number removed. */
   purgeExpired(nowMs: number): Promise<number>;
   close(): Promise<void>;

@@ -17,9 +17,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import YAML from 'yaml';
-import { HOST, freePort, makeTempDir, prepareEdge, runCli, type EdgeProcess, type User } from '../helpers/edge.js';
-import { describe as describeSipp, requireSipp, runSipp, startSippServer, type SippResult } from '../helpers/sipp.js';
+import { HOST, freePort, makeTempDir, prepareEdge, runCli, startPrepared, type EdgeProcess, type User } from '../helpers/edge.js';
+import { authCallOptions, describe as describeSipp, registerOptions, requireSipp, runCallPair, runSipp, type SippResult } from '../helpers/sipp.js';
 import { statusOf } from '../helpers/udp.js';
+import type { WorkerCounters } from '../../src/cluster/worker.js';
 import { ownerOfAor, ownerOfCallId } from '../../src/transport/dispatch.js';
 
 const CALLER: User = { username: '1001', password: 'cluster-1001-Secret' };
@@ -33,24 +34,11 @@ async function startClusterEdge(users: User[], name: string, extra: Record<strin
   cfg.workers = 2;
   Object.assign(cfg, extra);
   fs.writeFileSync(edge.configPath, YAML.stringify(cfg));
-  try {
-    await edge.start();
-  } catch (err) {
-    await edge.dispose();
-    throw err;
-  }
-  return edge;
+  return startPrepared(edge);
 }
 
-interface WorkerStats {
-  worker: number;
-  handled: number;
-  forwarded: number;
-  injected: number;
-  unowned: number;
-  refused: number;
-  sendErrors: number;
-}
+/** One worker's counters, with the worker's index. */
+type WorkerStats = WorkerCounters & { worker: number };
 
 /** The `cluster worker stats` lines each worker logs when it stops. */
 function workerStats(edge: EdgeProcess): WorkerStats[] {
@@ -108,34 +96,16 @@ describe('workers: 2 (node:cluster), SIPp through the shared UDP socket', () => 
       [CALLER, callerPort],
       [CALLEE, calleePort],
     ] as const) {
-      const r = await runSipp({
-        scenario: 'register_auth',
-        remote: edge.address,
-        localPort: port,
-        calls: 1,
-        service: user.username,
-        authUser: user.username,
-        authPassword: user.password,
-        keys: { domain: edge.address, contact: `${HOST}:${port}`, expires: 3600 },
-        recvTimeoutMs: 5000,
-        timeoutMs: 30_000,
-        dir: sippDir,
-      });
+      const r = await runSipp({ ...registerOptions(edge.address, user, port), dir: sippDir });
       assertAll(r, 1, `REGISTER ${user.username}`);
     }
     const calls = 200;
-    const uas = await startSippServer({ scenario: 'uas', localPort: calleePort, dir: sippDir, recvTimeoutMs: 10_000, timeoutMs: 150_000 });
-    let uac: SippResult;
-    try {
-      uac = await runSipp({
+    const { uac, uas: uasResult } = await runCallPair(
+      { scenario: 'uas', localPort: calleePort, dir: sippDir, recvTimeoutMs: 10_000, timeoutMs: 150_000 },
+      {
         scenario: 'uac_auth',
-        remote: edge.address,
+        ...authCallOptions(edge.address, CALLER, CALLEE),
         localPort: callerPort,
-        service: CALLEE.username,
-        authUser: CALLER.username,
-        authPassword: CALLER.password,
-        authUri: `${CALLEE.username}@${edge.address}`,
-        keys: { domain: edge.address, caller: CALLER.username },
         calls,
         rate: 50,
         limit: 100,
@@ -143,12 +113,8 @@ describe('workers: 2 (node:cluster), SIPp through the shared UDP socket', () => 
         recvTimeoutMs: 10_000,
         timeoutMs: 120_000,
         dir: sippDir,
-      });
-    } catch (err) {
-      await uas.stop();
-      throw err;
-    }
-    const uasResult = await uas.stop();
+      },
+    );
     assertAll(uac, calls, 'UAC 1001 (INVITE/407/ACK/INVITE+auth/100/180/200/ACK/BYE/200)');
     assertAll(uasResult, calls, 'UAS 1002 (INVITE/180/200/ACK/BYE/200)');
 

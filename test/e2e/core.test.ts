@@ -21,8 +21,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { HOST, freePort, startEdge, type EdgeProcess, type User } from '../helpers/edge.js';
-import { describe as describeSipp, requireSipp, runSipp, startSippServer, type SippOptions, type SippResult } from '../helpers/sipp.js';
+import { freePort, startEdge, type EdgeProcess, type User } from '../helpers/edge.js';
+import { authCallOptions, describe as describeSipp, registerOptions, requireSipp, runCallPair, runSipp, type SippOptions, type SippResult } from '../helpers/sipp.js';
 import { exchange } from '../helpers/udp.js';
 import type { PeerRow } from '../../src/edge-api.js';
 
@@ -83,16 +83,8 @@ describe('sipedge end to end: registrar + stateful proxy with SIPp phones', () =
 
   function register(user: User, port: number, opts: { password?: string; scenario?: string } = {}): Promise<SippResult> {
     return runSipp({
+      ...registerOptions(edge.address, { username: user.username, password: opts.password ?? user.password }, port),
       scenario: opts.scenario ?? 'register_auth',
-      remote: edge.address,
-      localPort: port,
-      calls: 1,
-      service: user.username,
-      authUser: user.username,
-      authPassword: opts.password ?? user.password,
-      keys: { domain: edge.address, contact: `${HOST}:${port}`, expires: 3600 },
-      recvTimeoutMs: 5000,
-      timeoutMs: 30_000,
       dir: sippDir,
     });
   }
@@ -108,31 +100,21 @@ describe('sipedge end to end: registrar + stateful proxy with SIPp phones', () =
     calleeAt: number,
     opts: Partial<SippOptions> & { calls: number },
   ): Promise<{ uac: SippResult; uas: SippResult }> {
-    const uas = await startSippServer({ scenario: uasScenario, localPort: calleeAt, dir: sippDir, recvTimeoutMs: 10_000, timeoutMs: 180_000 });
-    let uac: SippResult;
-    try {
-      uac = await runSipp({
+    // The UAS is stopped with SIGUSR1 after the UAC: it finishes its running calls, so its counters are final.
+    return runCallPair(
+      { scenario: uasScenario, localPort: calleeAt, dir: sippDir, recvTimeoutMs: 10_000, timeoutMs: 180_000 },
+      {
         scenario: uacScenario,
-        remote: edge.address,
+        // authUri: SIPp's digest-uri defaults to the remote ip:port; the request's URI is sip:CALLEE@DOMAIN.
+        ...authCallOptions(edge.address, CALLER, callee),
         localPort: callerPort,
-        service: callee.username,
-        authUser: CALLER.username,
-        authPassword: CALLER.password,
-        // SIPp's digest-uri defaults to the remote ip:port; the request's URI is sip:CALLEE@DOMAIN.
-        authUri: `${callee.username}@${edge.address}`,
-        keys: { domain: edge.address, caller: CALLER.username },
         pauseMs: 200,
         recvTimeoutMs: 10_000,
         timeoutMs: 120_000,
         dir: sippDir,
         ...opts,
-      });
-    } catch (err) {
-      await uas.stop();
-      throw err;
-    }
-    // Lets the UAS finish its running calls (SIGUSR1), so its counters are final.
-    return { uac, uas: await uas.stop() };
+      },
+    );
   }
 
   e2e('(a) SIPp registers 1001 and 1002 with digest auth; a wrong password never gets 200', async () => {

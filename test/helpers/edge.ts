@@ -244,7 +244,14 @@ export class EdgeProcess {
 
 /** Writes a config for a loopback edge and starts it. */
 export async function startEdge(opts: EdgeOptions = {}): Promise<EdgeProcess> {
-  const edge = await prepareEdge(opts);
+  return startPrepared(await prepareEdge(opts));
+}
+
+/**
+ * Starts an edge made by {@link prepareEdge} (its config file possibly edited since); if it does
+ * not become ready, disposes of it (stop, temp dir removed) and rethrows.
+ */
+export async function startPrepared(edge: EdgeProcess): Promise<EdgeProcess> {
   try {
     await edge.start();
   } catch (err) {

@@ -259,6 +259,66 @@ export async function startSippServer(opts: SippOptions & { localPort: number },
   throw new Error(`SIPp did not bind port ${opts.localPort} within ${readyTimeoutMs} ms\n${describe(r)}`);
 }
 
+/** A SIP account as SIPp uses it (digest credentials). */
+export interface SippAccount {
+  username: string;
+  password: string;
+}
+
+/**
+ * Options of a UAC call from `caller` (who answers the digest challenge) to `callee` through the
+ * edge at `domain` (host:port, also where SIPp sends): Request-URI sip:CALLEE@DOMAIN, so the
+ * digest-uri is set to it (SIPp's default is the remote ip:port); keys `domain` and `caller`.
+ */
+export function authCallOptions(domain: string, caller: SippAccount, callee: { username: string }): SippOptions {
+  return {
+    remote: domain,
+    service: callee.username,
+    authUser: caller.username,
+    authPassword: caller.password,
+    authUri: `${callee.username}@${domain}`,
+    keys: { domain, caller: caller.username },
+  };
+}
+
+/**
+ * Options of one digest REGISTER (scenario `register_auth`) of `user` at the edge at `domain`
+ * (host:port) from `localPort`, Contact HOST:localPort, Expires 3600; 5 s receive timeout, 30 s
+ * in all.
+ */
+export function registerOptions(domain: string, user: SippAccount, localPort: number): SippOptions & { localPort: number } {
+  return {
+    scenario: 'register_auth',
+    remote: domain,
+    localPort,
+    calls: 1,
+    service: user.username,
+    authUser: user.username,
+    authPassword: user.password,
+    keys: { domain, contact: `${HOST}:${localPort}`, expires: 3600 },
+    recvTimeoutMs: 5000,
+    timeoutMs: 30_000,
+  };
+}
+
+/**
+ * Runs a call scenario pair: starts the server `uas` (see {@link startSippServer}), runs the
+ * client `uac` against it to completion, then stops the UAS (SIGUSR1: it finishes its running
+ * calls, so its counters are final). If the UAC run throws, the UAS is stopped and the error
+ * rethrown.
+ */
+export async function runCallPair(uas: SippOptions & { localPort: number }, uac: SippOptions): Promise<{ uac: SippResult; uas: SippResult }> {
+  const server = await startSippServer(uas);
+  let client: SippResult;
+  try {
+    client = await runSipp(uac);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  return { uac: client, uas: await server.stop() };
+}
+
 function collect(r: Omit<SippResult, 'successful' | 'failed' | 'created' | 'stats' | 'errors' | 'messages'>): SippResult {
   const stats = readStatCsv(r.files.stat);
   const screen = readFile(r.files.screen) || r.stdout;

@@ -1,11 +1,50 @@
 /** Fake RTP endpoints and SDP builders for the media tests (real UDP sockets on 127.0.0.1). */
+import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import { afterEach } from 'node:test';
 import { parse } from 'sdp-transform';
 import { FakeClock } from '../../src/lib/clock.js';
+import type { MediaResult } from '../../src/media/control.js';
 import { NodeMediaSocketFactory } from '../../src/media/node/udp.js';
 import { RelayEngine, type RelayOptions } from '../../src/media/relay.js';
 
 export const HOST = '127.0.0.1';
+
+/** The SDP of a successful {@link MediaResult}; fails the test with its code and detail otherwise. */
+export function sdpOf(r: MediaResult): string {
+  assert.ok(r.ok, r.ok ? '' : `${r.code}: ${r.detail}`);
+  return r.sdp;
+}
+
+/** What a test file closes after each of its tests (see {@link closeAfterEach}). */
+export interface Closer {
+  /** Closes `x` after the current test (last tracked, first closed); returns `x`. */
+  track<T extends { close(): Promise<void> }>(x: T): T;
+  /** Runs `fn` after the current test, in the same last-in-first-out order as {@link track}. */
+  defer(fn: () => Promise<void>): void;
+  /** Opens `n` tracked {@link Peer}s. */
+  peers(n: number): Promise<Peer[]>;
+}
+
+/**
+ * Registers an `afterEach` hook in the calling test file that closes everything tracked during
+ * the test, last first. Call once, at the top level of the file.
+ */
+export function closeAfterEach(): Closer {
+  const cleanups: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    while (cleanups.length) await cleanups.pop()!();
+  });
+  const track = <T extends { close(): Promise<void> }>(x: T): T => {
+    cleanups.push(() => x.close());
+    return x;
+  };
+  return {
+    track,
+    defer: (fn) => void cleanups.push(fn),
+    peers: (n) => Promise.all(Array.from({ length: n }, () => Peer.open().then(track))),
+  };
+}
 
 /** One UDP socket of a fake phone: records what it receives. */
 export class Peer {

@@ -1,31 +1,13 @@
-import { afterEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { parse } from 'sdp-transform';
-import type { MediaResult } from '../../src/media/control.js';
 import type { RelayEngine } from '../../src/media/relay.js';
-import { HOST, makeRelay, makeSdp, Peer, portsOf, randomRange, type MLine } from './helpers.js';
+import { closeAfterEach, HOST, makeRelay, makeSdp, Peer, portsOf, randomRange, sdpOf, type MLine } from './helpers.js';
 
 const CALL = 'a84b4c76e66710@pc33.example.org';
 
-function sdpOf(r: MediaResult): string {
-  assert.ok(r.ok, r.ok ? '' : `${r.code}: ${r.detail}`);
-  return r.sdp;
-}
-
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-
-function track<T extends { close(): Promise<void> }>(x: T): T {
-  cleanups.push(() => x.close());
-  return x;
-}
-
-async function peers(n: number): Promise<Peer[]> {
-  return Promise.all(Array.from({ length: n }, () => Peer.open().then(track)));
-}
+const { track, peers } = closeAfterEach();
 
 /** Offer from A (tag "a") and answer from B (tag "b"); returns the relay ports facing A and B. */
 async function establish(relay: RelayEngine, a: MLine[], b: MLine[], extra: { receivedFromA?: string; receivedFromB?: string } = {}) {

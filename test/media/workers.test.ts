@@ -1,4 +1,4 @@
-import { afterEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import os from 'node:os';
@@ -6,31 +6,14 @@ import type { Worker } from 'node:worker_threads';
 import { pino } from 'pino';
 import { SystemClock } from '../../src/lib/clock.js';
 import type { Logger } from '../../src/lib/log.js';
-import type { MediaResult, MediaTimeoutInfo } from '../../src/media/control.js';
+import type { MediaTimeoutInfo } from '../../src/media/control.js';
 import { createMediaControl, resolveMediaWorkers } from '../../src/media/index.js';
 import { rtpPortsOf } from '../../src/media/ports.js';
 import { splitPortRange, WorkerRelayPool, type WorkerRelayOptions } from '../../src/media/workers.js';
 import { parseConfigText } from '../../src/config/load.js';
-import { HOST, makeSdp, Peer, portsOf, randomRange, sleep } from './helpers.js';
+import { closeAfterEach, HOST, makeSdp, Peer, portsOf, randomRange, sdpOf, sleep } from './helpers.js';
 
-function sdpOf(r: MediaResult): string {
-  assert.ok(r.ok, r.ok ? '' : `${r.code}: ${r.detail}`);
-  return r.sdp;
-}
-
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-
-function track<T extends { close(): Promise<void> }>(x: T): T {
-  cleanups.push(() => x.close());
-  return x;
-}
-
-async function peers(n: number): Promise<Peer[]> {
-  return Promise.all(Array.from({ length: n }, () => Peer.open().then(track)));
-}
+const { track, defer, peers } = closeAfterEach();
 
 /** A logger that keeps every line (JSON objects), for asserting on what was logged. */
 function capturingLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
@@ -215,7 +198,7 @@ describe('worker relay pool (worker threads, real UDP sockets on 127.0.0.1)', ()
     const [s0] = splitPortRange(range, 2);
     // Something else holds worker 0's ports.
     const blockers = await Promise.all(rtpPortsOf(s0).map(bindUdp));
-    cleanups.push(async () => blockers.forEach((s) => s.close()));
+    defer(async () => blockers.forEach((s) => s.close()));
     const [a, b] = await peers(2);
     await establish(relay, 'fallback-1@x', a, b);
     assert.equal(relay.workerOf('fallback-1@x'), 1, 'hosted by worker 1');

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,5 +54,33 @@ describe('openLocationStore', () => {
     await assert.rejects(openLocationStore('./var/sipedge.db'), /unknown store URL/);
     await assert.rejects(openLocationStore('sqlite:'), /no file path/);
     await assert.rejects(openLocationStore(''), /unknown store URL/);
+  });
+});
+
+describe('ioredis is loaded only for a redis:// store', () => {
+  // ioredis defines `class VerbatimString extends String`, which turns String.prototype into a
+  // slow (dictionary-mode) object in V8 and slows every string method in the SIP parser. A process
+  // that never opens a Redis store must not pay for it.
+  const probe = (code: string): string => {
+    const r = spawnSync(process.execPath, ['--allow-natives-syntax', '--import', 'tsx', '--input-type=module', '-e', code], {
+      cwd: join(import.meta.dirname, '..', '..'),
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.trim();
+  };
+
+  it('importing the edge and opening sqlite/memory stores keeps String.prototype fast', () => {
+    const out = probe(
+      "const { Edge } = await import('./src/edge.ts'); const { openLocationStore } = await import('./src/store/index.ts');" +
+        " for (const u of ['memory:', 'sqlite::memory:']) await (await openLocationStore(u)).close();" +
+        ' console.log(typeof Edge, %HasFastProperties(String.prototype));',
+    );
+    assert.equal(out, 'function true');
+  });
+
+  it('the probe can tell: loading ioredis makes String.prototype slow', () => {
+    assert.equal(probe("await import('ioredis'); console.log(%HasFastProperties(String.prototype));"), 'false');
   });
 });

@@ -2,28 +2,12 @@
  * node:dgram adapter of {@link MediaSocketFactory}: the only media file that touches sockets.
  *
  * Hot-path notes: each socket gets one `message` listener (no per-packet closure), and a
- * synchronous `lookup` so that sending to an IP literal does not go through `dns.lookup`, which
- * defers every datagram by one `process.nextTick`.
+ * synchronous `lookup` ({@link literalLookup}) so that sending to an IP literal does not go through
+ * `dns.lookup`, which defers every datagram by one `process.nextTick`.
  */
 import dgram from 'node:dgram';
-import dns from 'node:dns';
-import { isIP } from 'node:net';
+import { literalLookup } from '../../lib/node/lookup.js';
 import type { MediaSocket, MediaSocketFactory, PacketHandler } from '../socket.js';
-
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
-
-/**
- * dgram `lookup`: IP literals (everything the relay sends to) are answered synchronously; names
- * (an rtpengine host given by name) go through `dns.lookup`.
- */
-function literalLookup(hostname: string, family: unknown, callback: LookupCallback): void {
-  const v = isIP(hostname);
-  if (v !== 0) {
-    callback(null, hostname, v);
-    return;
-  }
-  dns.lookup(hostname, { family: family === 6 ? 6 : 4 }, (err, address, fam) => callback(err, address, fam));
-}
 
 class NodeMediaSocket implements MediaSocket {
   private closed: Promise<void> | undefined;
@@ -67,7 +51,7 @@ export class NodeMediaSocketFactory implements MediaSocketFactory {
     const socket = dgram.createSocket({
       type: v6 ? 'udp6' : 'udp4',
       ipv6Only: v6,
-      lookup: literalLookup as unknown as dgram.SocketOptions['lookup'],
+      lookup: literalLookup,
       recvBufferSize: this.opts.recvBufferSize,
       sendBufferSize: this.opts.sendBufferSize,
     });

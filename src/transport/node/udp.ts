@@ -2,24 +2,7 @@
  * UDP socket adapter (node:dgram). Owns one bound datagram socket; no SIP logic.
  */
 import dgram from 'node:dgram';
-import dns from 'node:dns';
-import { isIP } from 'node:net';
-
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
-
-/**
- * dgram `lookup`: IP literals (every SIP destination the layers above hand over is one) are
- * answered synchronously, so a send does not go through `dns.lookup`, which defers every
- * datagram by one `process.nextTick`; names still go through `dns.lookup`.
- */
-function literalLookup(hostname: string, family: unknown, callback: LookupCallback): void {
-  const v = isIP(hostname);
-  if (v !== 0) {
-    callback(null, hostname, v);
-    return;
-  }
-  dns.lookup(hostname, { family: family === 6 ? 6 : 4 }, (err, address, fam) => callback(err, address, fam));
-}
+import { literalLookup } from '../../lib/node/lookup.js';
 
 /** Called for every datagram: its octets (a fresh Buffer, not reused) and source. */
 export type DatagramHandler = (data: Buffer, address: string, port: number) => void;
@@ -68,7 +51,7 @@ export class UdpSocket {
     this.socket = dgram.createSocket({
       type: address.includes(':') ? 'udp6' : 'udp4',
       ipv6Only: address.includes(':'),
-      lookup: literalLookup as unknown as dgram.SocketOptions['lookup'],
+      lookup: literalLookup,
     });
     this.socket.on('message', (msg, rinfo) => onMessage(msg, rinfo.address, rinfo.port));
   }
