@@ -391,7 +391,8 @@ export function bottleneckOf(step: Step | undefined, firstFail: Step | undefined
     `at ${s.rate}/s: ${label} ${p(t)}, SIPp client ${p(c)}${s.uasCpuS !== undefined ? `, SIPp UAS ${p(u)}` : ''}, other processes ${p(o)} of one core` +
     `${s.rcvbufDrops > 0 ? `; ${s.rcvbufDrops} UDP datagrams dropped at full receive buffers` : ''}`;
   if (!firstFail) return `no limit found within the time budget (${parts})`;
-  if (label.startsWith('sipedge') && t >= 0.85) return `limited by sipedge's single event loop (${parts})`;
+  const oneLoop = label.startsWith('sipedge') && !/\bworkers\b/.test(label);
+  if (oneLoop && t >= 0.85) return `limited by sipedge's single event loop (${parts})`;
   if (t + c + u + o >= 1.7) return `limited by the machine's two cores (${parts})`;
   if (c >= 0.85 || u >= 0.85) return `limited by SIPp (${parts})`;
   return `no CPU was saturated: failures from lost datagrams and timeouts (${parts})`;
