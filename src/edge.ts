@@ -33,6 +33,7 @@ import type { EdgeHooks } from './hooks/types.js';
 import type { EdgeCluster } from './cluster/types.js';
 import { ownedBindingsView } from './cluster/keepalive.js';
 import { workerPortSlice } from './transport/dispatch.js';
+import { OverloadDetector } from './lib/overload.js';
 
 /** Options of {@link startEdge}. */
 export interface StartEdgeOptions {
@@ -89,6 +90,8 @@ export class Edge implements EdgeApi {
   /** The media engine (media.engine) and the proxy's offer/answer + dialog hooks; set by start(). */
   media?: MediaControl;
   sessions?: MediaSessions;
+  /** The overload detector (config `overload`); undefined when `maxLoopDelay` is 0. Applies from start (not reloaded). */
+  overload?: OverloadDetector;
 
   private constructor(
     config: SipedgeConfig,
@@ -159,8 +162,11 @@ export class Edge implements EdgeApi {
         },
       },
     });
+    // Load shedding (overload.maxLoopDelay ms of smoothed event-loop lag; 0 = off): 503 + Retry-After.
+    const overload = config.overload.maxLoopDelay > 0 ? new OverloadDetector({ clock, maxLoopDelayMs: config.overload.maxLoopDelay, logger: log }) : undefined;
     const proxy = new Proxy({
       clock,
+      overload: overload ? { state: overload, retryAfter: config.overload.retryAfter } : undefined,
       transport,
       registrar,
       auth,
@@ -197,6 +203,8 @@ export class Edge implements EdgeApi {
     }
     proxy.attach(layer);
     proxy.userHooks = userHooks;
+    overload?.start();
+    if (metrics) proxy.onOverloadRejected = () => metrics.sipOverloadRejected.inc();
     // Media relay (in-process or rtpengine) driven by the proxy's offer/answer hooks (proxy/media_session.ts).
     const mediaRef: { edge?: Edge } = {};
     const media = createMediaControl(config.media.engine, {
@@ -249,6 +257,7 @@ export class Edge implements EdgeApi {
     mediaRef.edge = edge;
     edge.media = media;
     edge.sessions = sessions;
+    edge.overload = overload;
     // A new public address applies to new transactions and media sessions; nothing is dropped.
     publicAddress.onChange((next, prev, source) => {
       log.warn({ next, prev, source }, 'public address changed');
@@ -359,6 +368,7 @@ export class Edge implements EdgeApi {
     if (this.closed) return;
     this.closed = true;
     this.clock.clearTimer(this.purgeTimer);
+    this.overload?.close();
     this.keepalive.close();
     this.sessions?.close();
     this.proxy.close();

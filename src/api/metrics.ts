@@ -36,6 +36,8 @@ export interface SipedgeMetrics {
   proxyCalls: Counter<'result'>;
   /** `proxy_active_transactions`: server + client transactions currently alive. */
   proxyActiveTransactions: Gauge;
+  /** `sip_overload_rejected_total`: requests answered 503 + Retry-After because the edge was overloaded (config `overload`). */
+  sipOverloadRejected: Counter;
 }
 
 /** Options of {@link createMetrics}. */
@@ -89,6 +91,11 @@ export function createMetrics(opts: MetricsOptions = {}): SipedgeMetrics {
     proxyActiveTransactions: new Gauge({
       name: 'proxy_active_transactions',
       help: 'SIP transactions currently alive.',
+      registers,
+    }),
+    sipOverloadRejected: new Counter({
+      name: 'sip_overload_rejected_total',
+      help: 'Requests answered 503 Service Unavailable + Retry-After because the event loop lagged (overload.maxLoopDelay).',
       registers,
     }),
   };

@@ -28,6 +28,7 @@ export function configToYamlData(c: SipedgeConfig, opts: { showSecrets?: boolean
     api: c.api,
     log: c.log,
     ...(c.hooks ? { hooks: c.hooks } : {}),
+    overload: c.overload,
     // `auto` shows as the resolved count; 1 (no cluster) is left out like other defaults of old files.
     ...(c.workers > 1 ? { workers: c.workers } : {}),
   };

@@ -271,6 +271,13 @@ const rawConfigSchema = z.strictObject({
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .prefault({}),
   hooks: hooksSchema.optional(),
+  /** Load shedding (RFC 3261 §21.5.4): 503 + Retry-After while the event loop lags; maxLoopDelay 0 disables. */
+  overload: z
+    .strictObject({
+      maxLoopDelay: z.number().int().min(0).default(200),
+      retryAfter: seconds(1).default(5),
+    })
+    .prefault({}),
   /** SIP worker processes (node:cluster): a count, or `auto` = one per core. See `src/cluster/`. */
   workers: z.union([z.number().int().min(1).max(64), z.literal('auto')]).default(1),
 });

@@ -154,6 +154,17 @@ export interface HooksConfig {
   options: Record<string, unknown>;
 }
 
+/** Load shedding while the event loop lags (RFC 3261 §21.5.4 503 + §20.33 Retry-After). */
+export interface OverloadConfig {
+  /**
+   * Smoothed event-loop delay, in **ms**, above which new out-of-dialog requests (INVITE,
+   * REGISTER, …; not OPTIONS) get `503 Service Unavailable`. 0 disables. Default 200.
+   */
+  maxLoopDelay: number;
+  /** Seconds sent in `Retry-After` of those 503 responses. Default 5. */
+  retryAfter: number;
+}
+
 /** pino level names. */
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -188,6 +199,7 @@ export interface SipedgeConfig {
   log: { level: LogLevel };
   /** Per-transaction hooks module; none by default. */
   hooks?: HooksConfig;
+  overload: OverloadConfig;
   /**
    * SIP worker processes (node:cluster, `src/cluster/`), resolved: YAML `auto` becomes
    * `os.availableParallelism()`. 1 (default) = one process, no cluster. With more than one,

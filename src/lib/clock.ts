@@ -134,6 +134,14 @@ export class FakeClock implements Clock {
     this.t = end;
   }
 
+  /**
+   * Moves time forward by `ms` without firing any timer, as a blocked event loop does: timers
+   * that fell due fire late, at the current time, on the next {@link FakeClock.advance}.
+   */
+  stall(ms: number): void {
+    this.t += ms;
+  }
+
   /** Number of timers not yet fired. */
   get pending(): number {
     return this.timers.length;

@@ -43,6 +43,7 @@ import { FlowTokenCodec, type FlowToken, type TokenFlow } from './flowtoken.js';
 import { checkProxyRequire, selectBestResponse } from './select.js';
 import type { ProxyHooks } from './hooks.js';
 import type { HookRunner } from '../hooks/runner.js';
+import type { OverloadState } from '../lib/overload.js';
 
 /** What the proxy needs from the transport layer besides the transaction layer. */
 export interface ProxyTransport {
@@ -80,6 +81,8 @@ export interface ProxyOptions {
   advertise: AdvertiseContext;
   flowTokens?: FlowTokenCodec;
   logger?: Logger;
+  /** Load shedding (config `overload`); absent = never shed. See {@link sheddable}. */
+  overload?: { state: OverloadState; retryAfter: number };
 }
 
 /** Counters exposed for metrics and `show` commands. */
@@ -94,12 +97,31 @@ export interface ProxyStats {
   strayResponses: number;
   /** Calls ended by the edge because media stopped (media.timeout). */
   mediaTimeouts: number;
+  /** Requests answered 503 + Retry-After because the edge was overloaded (also counted in `rejected['503']`). */
+  overloadRejected: number;
 }
 
 const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);
 /** Methods never challenged: ACK and CANCEL cannot be (RFC 3261 §22.1); REGISTER is the registrar's. */
 const NO_AUTH_METHODS = new Set(['ACK', 'CANCEL', 'REGISTER']);
 const SUPPORTED_OPTIONS: ReadonlySet<string> = new Set(['path', 'outbound']);
+/**
+ * Never shed: they finish work already admitted (ACK, CANCEL, BYE: RFC 3261 §21.5.4's 503 is for
+ * new work), or cost no more than the 503 itself and keep NAT bindings and qualify alive (OPTIONS).
+ */
+const NEVER_SHED = new Set(['ACK', 'CANCEL', 'BYE', 'OPTIONS']);
+
+/**
+ * Whether an overloaded edge answers this request 503 instead of processing it: every new
+ * out-of-dialog request (no To tag) except {@link NEVER_SHED}, and every REGISTER (a registration
+ * is never part of a dialog). In-dialog requests (To tag present: re-INVITE, UPDATE, PRACK,
+ * INFO, NOTIFY …) belong to calls already admitted and are processed.
+ */
+export function sheddable(req: SipRequest): boolean {
+  if (req.method === 'REGISTER') return true;
+  if (NEVER_SHED.has(req.method)) return false;
+  return tagParam(getHeader(req, 'to')) === undefined;
+}
 
 /** One forwarding target (RFC 3261 §16.5). */
 interface Target {
@@ -169,7 +191,7 @@ function destOfTokenFlow(f: TokenFlow): Destination {
  * transaction layer (which needs the proxy as its TU).
  */
 export class Proxy implements TransactionUser {
-  readonly stats: ProxyStats = { requests: 0, forwarded: 0, finals: {}, rejected: {}, statelessAcks: 0, strayResponses: 0, mediaTimeouts: 0 };
+  readonly stats: ProxyStats = { requests: 0, forwarded: 0, finals: {}, rejected: {}, statelessAcks: 0, strayResponses: 0, mediaTimeouts: 0, overloadRejected: 0 };
   private layer!: TransactionLayer;
   private readonly clock: Clock;
   private readonly transport: ProxyTransport;
@@ -184,6 +206,7 @@ export class Proxy implements TransactionUser {
   private self!: SelfMatcher;
   private sockets: AdvertiseSocket[] = [];
   private readonly contexts = new Map<ServerTransaction, ResponseContext>();
+  private readonly overload?: { state: OverloadState; retryAfter: number };
 
   constructor(opts: ProxyOptions) {
     this.clock = opts.clock;
@@ -195,6 +218,7 @@ export class Proxy implements TransactionUser {
     this.advertise = opts.advertise;
     this.tokens = opts.flowTokens ?? new FlowTokenCodec();
     this.log = opts.logger ?? silentLogger;
+    this.overload = opts.overload;
     this.domains = new Set(opts.settings.domains.map((d) => d.toLowerCase()));
   }
 
@@ -212,6 +236,9 @@ export class Proxy implements TransactionUser {
     // change, hook addresses) stay ours for dialogs that recorded them.
     this.self = new SelfMatcher(this.sockets, this.settings.aliases, this.advertise.publicAddress, this.self);
   }
+
+  /** Called for each request answered 503 because of overload (metrics). */
+  onOverloadRejected?: () => void;
 
   /** Called after a REGISTER was answered 2xx, with the AOR (keepalive bookkeeping). */
   onRegistered?: (aor: string) => void;
@@ -300,6 +327,10 @@ export class Proxy implements TransactionUser {
   private async dispatch(tx: ServerTransaction): Promise<void> {
     const req = tx.request;
     if (req.method === 'CANCEL') return this.handleCancel(tx);
+    // RFC 3261 §21.5.4: "The server is temporarily unable to process the request due to a
+    // temporary overloading … The server MAY indicate when the client should retry the request
+    // in a Retry-After header field." Checked first: no parse, auth or store work for shed requests.
+    if (this.overload?.state.overloaded === true && sheddable(req)) return this.shed(tx, this.overload.retryAfter);
 
     // RFC 3261 §16.3 step 2: URI scheme. "If the Request-URI has a URI whose scheme is not
     // understood by the proxy, the proxy SHOULD reject the request with a 416".
@@ -921,6 +952,13 @@ export class Proxy implements TransactionUser {
     if (tx.request.method === 'ACK') return;
     this.stats.rejected[status] = (this.stats.rejected[status] ?? 0) + 1;
     tx.respond(createResponse(tx.request, status, reason, { toTag: status > 100 ? generateTag() : undefined, headers }));
+  }
+
+  /** 503 + Retry-After (RFC 3261 §20.33: delta-seconds) for a request shed under overload. */
+  private shed(tx: ServerTransaction, retryAfter: number): void {
+    this.stats.overloadRejected++;
+    this.onOverloadRejected?.();
+    this.reject(tx, 503, 'Service Unavailable', [['Retry-After', String(retryAfter)]]);
   }
 
   private challenge(tx: ServerTransaction, r: DigestResult & { ok: false }): void {

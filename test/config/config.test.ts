@@ -386,3 +386,21 @@ describe('knownKeysAt', () => {
     assert.deepEqual(knownKeysAt(['store']), []);
   });
 });
+
+describe('overload (load shedding, RFC 3261 §21.5.4)', () => {
+  it('defaults to maxLoopDelay 200 ms and Retry-After 5 s; 0 disables; printed by check', () => {
+    assert.deepEqual(defaultConfig().overload, { maxLoopDelay: 200, retryAfter: 5 });
+    const { config } = valid('overload: { maxLoopDelay: 0, retryAfter: 30 }');
+    assert.deepEqual(config.overload, { maxLoopDelay: 0, retryAfter: 30 });
+    assert.match(formatConfigYaml(config), /^overload:\n {2}maxLoopDelay: 0\n {2}retryAfter: 30$/m);
+    assert.deepEqual(valid(formatConfigYaml(config)).config.overload, config.overload);
+  });
+
+  it('bad values name their key path', () => {
+    oneError('overload: { maxLoopDelay: -1 }', 'overload.maxLoopDelay', /at least 0/);
+    oneError('overload: { maxLoopDelay: 2.5 }', 'overload.maxLoopDelay', /expected int/);
+    oneError('overload: { retryAfter: 0 }', 'overload.retryAfter', /at least 1/);
+    oneError('overload: { retryAfter: "5" }', 'overload.retryAfter', /expected a number/);
+    oneError('overload: { maxLoopDelai: 100 }', 'overload.maxLoopDelai', /did you mean "maxLoopDelay"/);
+  });
+});
