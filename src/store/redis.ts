@@ -319,29 +319,12 @@ export class RedisLocationStore implements LocationStore {
   /** Every binding of every AOR (SCAN with a bounded COUNT, then one LRANGE per AOR, pipelined), grouped by AOR in AOR order. */
   async allBindings(): Promise<Binding[]> {
     this.assertUsable('allBindings');
-    const keys = new Set<string>();
-    try {
-      let cursor = '0';
-      do {
-        const [next, batch] = await this.redis.scan(cursor, 'MATCH', this.scanPattern, 'COUNT', SCAN_COUNT);
-        for (const k of batch) keys.add(k);
-        cursor = next;
-      } while (cursor !== '0');
-    } catch (err) {
-      throw this.ioError('allBindings', err);
-    }
-    const sorted = [...keys].sort();
+    const keys: string[] = [];
+    for await (const batch of this.scanAorKeys('allBindings')) keys.push(...batch);
+    keys.sort();
     const out: Binding[] = [];
-    const keyStart = this.prefix.length + 'aor:'.length;
-    for (let i = 0; i < sorted.length; i += PURGE_BATCH) {
-      const chunk = sorted.slice(i, i + PURGE_BATCH);
-      const pipe = this.redis.pipeline();
-      for (const k of chunk) pipe.lrange(k, 0, -1);
-      const results = (await this.exec('allBindings', pipe)) as string[][];
-      for (let j = 0; j < chunk.length; j++) {
-        const aor = chunk[j].slice(keyStart);
-        for (const s of results[j]) out.push(this.decode(aor, s));
-      }
+    for (let i = 0; i < keys.length; i += PURGE_BATCH) {
+      for (const set of await this.readAors('allBindings', keys.slice(i, i + PURGE_BATCH))) out.push(...set);
     }
     return out;
   }
@@ -357,33 +340,51 @@ export class RedisLocationStore implements LocationStore {
   async *scanBindings(pageSize: number): AsyncGenerator<Binding[]> {
     this.assertUsable('scanBindings');
     const size = Math.max(1, Math.floor(pageSize));
-    const keyStart = this.prefix.length + 'aor:'.length;
     let page: Binding[] = [];
+    for await (const batch of this.scanAorKeys('scanBindings')) {
+      if (this.closed) return;
+      for (const set of await this.readAors('scanBindings', batch)) {
+        page.push(...set);
+        if (page.length < size) continue;
+        yield page;
+        page = [];
+        await yieldToEventLoop();
+        if (this.closed) return;
+      }
+    }
+    if (page.length > 0) yield page;
+  }
+
+  /**
+   * The AOR keys, batch by batch as `SCAN MATCH {prefix}aor:* COUNT 200` returns them, each key
+   * once (SCAN may return a key more than once). Empty batches are skipped.
+   */
+  private async *scanAorKeys(op: string): AsyncGenerator<string[]> {
+    const seen = new Set<string>();
     let cursor = '0';
     do {
       let batch: string[];
       try {
         [cursor, batch] = await this.redis.scan(cursor, 'MATCH', this.scanPattern, 'COUNT', SCAN_COUNT);
       } catch (err) {
-        throw this.ioError('scanBindings', err);
+        throw this.ioError(op, err);
       }
-      if (this.closed) return;
-      if (batch.length === 0) continue;
-      const pipe = this.redis.pipeline();
-      for (const k of batch) pipe.lrange(k, 0, -1);
-      const results = (await this.exec('scanBindings', pipe)) as string[][];
-      for (let j = 0; j < batch.length; j++) {
-        const aor = batch[j].slice(keyStart);
-        for (const s of results[j]) page.push(this.decode(aor, s));
-        if (page.length >= size) {
-          yield page;
-          page = [];
-          await yieldToEventLoop();
-          if (this.closed) return;
-        }
-      }
+      const fresh = batch.filter((k) => !seen.has(k));
+      for (const k of fresh) seen.add(k);
+      if (fresh.length > 0) yield fresh;
     } while (cursor !== '0');
-    if (page.length > 0) yield page;
+  }
+
+  /** The binding sets stored under `keys` (AOR keys), in the same order, with one pipelined LRANGE each. */
+  private async readAors(op: string, keys: string[]): Promise<Binding[][]> {
+    const keyStart = this.prefix.length + 'aor:'.length;
+    const pipe = this.redis.pipeline();
+    for (const k of keys) pipe.lrange(k, 0, -1);
+    const results = (await this.exec(op, pipe)) as string[][];
+    return keys.map((k, j) => {
+      const aor = k.slice(keyStart);
+      return results[j].map((v) => this.decode(aor, v));
+    });
   }
 
   /**
