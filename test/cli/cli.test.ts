@@ -127,7 +127,7 @@ describe('sipedge show / reload against a running API', () => {
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trimEnd().split('\n');
     assert.match(lines[0], /^AOR\s+Contact\s+Received\s+Transport\s+NAT\s+Expires\s+Reachable\s+RTT\s+User-Agent$/);
-    assert.match(lines[1], /^sip:1001@sip\.example\.org\s+sip:1001@192\.168\.1\.20:5060;transport=udp\s+198\.51\.100\.7:40312\s+UDP\s+yes\s+583s\s+yes\s+23 ms\s+Linphone\/5\.2\.0$/);
+    assert.match(lines[1], /^sip:1001@sip\.example\.org\s+sip:1001@192\.168\.1\.20:5060;transport=udp\s+198\.51\.100\.7:40312\s+UDP\s+yes \(contact-private,via-received\)\s+583s\s+yes\s+23 ms\s+Linphone\/5\.2\.0$/);
     assert.match(lines[2], /^sip:1002@sip\.example\.org\s+.+\s+TCP\s+no\s+3599s\s+unknown\s+-\s+evil\?\[2Jphone$/, 'control characters are masked');
     assert.match(lines[3], /2 bindings for 2 AORs: 1 behind NAT; 1 reachable, 0 unreachable, 1 unknown/);
     // Columns line up: "Contact" starts at the same offset in every row.

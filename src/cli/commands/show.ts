@@ -45,6 +45,15 @@ export function formatSettings(settings: unknown): string {
 /** Column headers of `show peers`. */
 export const PEER_COLUMNS = ['AOR', 'Contact', 'Received', 'Transport', 'NAT', 'Expires', 'Reachable', 'RTT', 'User-Agent'] as const;
 
+/**
+ * The NAT column: `yes`/`no` (the decision under `nat.clients`), then the detection tests that
+ * fired in parentheses, as Kamailio's `nat_uac_test` names them in ours: `yes (contact-private,via-received)`.
+ */
+function natColumn(p: PeerRow): string {
+  const tests = Array.isArray(p.natTests) ? p.natTests.map(String) : [];
+  return `${p.nat ? 'yes' : 'no'}${tests.length > 0 ? ` (${tests.join(',')})` : ''}`;
+}
+
 /** `show peers` for humans: one row per binding, then a summary line. */
 export function formatPeers(peers: PeerRow[]): string {
   if (!Array.isArray(peers) || peers.length === 0) return 'No registered peers.\n';
@@ -53,7 +62,7 @@ export function formatPeers(peers: PeerRow[]): string {
     String(p.contact ?? ''),
     String(p.received ?? ''),
     String(p.transport ?? '').toUpperCase(),
-    p.nat ? 'yes' : 'no',
+    natColumn(p),
     typeof p.expires === 'number' ? `${Math.max(0, Math.round(p.expires))}s` : '-',
     String(p.reachable ?? 'unknown'),
     typeof p.rttMs === 'number' ? `${Math.round(p.rttMs)} ms` : '-',
