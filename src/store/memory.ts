@@ -3,7 +3,7 @@
  * survives a restart; use it for tests, benchmarks and `store: memory:`.
  */
 import { copyBinding, copyBindings } from './copy.js';
-import { yieldToEventLoop } from './paging.js';
+import { pagesOfSets } from './paging.js';
 import type { Binding, LocationStore } from './types.js';
 
 /**
@@ -45,19 +45,13 @@ export class MemoryLocationStore implements LocationStore {
    */
   async *scanBindings(pageSize: number): AsyncGenerator<Binding[]> {
     this.assertOpen();
-    const size = Math.max(1, Math.floor(pageSize));
-    let page: Binding[] = [];
     // A live Map iterator: entries deleted before they are reached are skipped.
-    for (const list of this.aors.values()) {
-      for (const b of list) page.push(copyBinding(b));
-      if (page.length < size) continue;
-      yield page;
-      page = [];
-      await yieldToEventLoop();
-      if (this.closed) return;
-    }
-    if (page.length > 0) yield page;
+    const sets = (function* (aors: Map<string, Binding[]>): Generator<Binding[]> {
+      for (const list of aors.values()) yield copyBindings(list);
+    })(this.aors);
+    yield* pagesOfSets(sets, pageSize, () => this.closed);
   }
+
 
   /**
    * Deletes bindings with `expiresAt <= nowMs`.

@@ -38,7 +38,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
 import { createLogger, type Logger } from '../lib/log.js';
-import { yieldToEventLoop } from './paging.js';
+import { pagesOfSets } from './paging.js';
 import type { Binding, LocationStore } from './types.js';
 
 /** Default key prefix. */
@@ -339,21 +339,15 @@ export class RedisLocationStore implements LocationStore {
    */
   async *scanBindings(pageSize: number): AsyncGenerator<Binding[]> {
     this.assertUsable('scanBindings');
-    const size = Math.max(1, Math.floor(pageSize));
-    let page: Binding[] = [];
-    for await (const batch of this.scanAorKeys('scanBindings')) {
-      if (this.closed) return;
-      for (const set of await this.readAors('scanBindings', batch)) {
-        page.push(...set);
-        if (page.length < size) continue;
-        yield page;
-        page = [];
-        await yieldToEventLoop();
-        if (this.closed) return;
+    const sets = async function* (store: RedisLocationStore): AsyncGenerator<Binding[]> {
+      for await (const batch of store.scanAorKeys('scanBindings')) {
+        if (store.closed) return;
+        yield* await store.readAors('scanBindings', batch);
       }
-    }
-    if (page.length > 0) yield page;
+    };
+    yield* pagesOfSets(sets(this), pageSize, () => this.closed);
   }
+
 
   /**
    * The AOR keys, batch by batch as `SCAN MATCH {prefix}aor:* COUNT 200` returns them, each key
